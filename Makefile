@@ -1,0 +1,23 @@
+# agent_guard: PGXS build
+MODULE_big = agent_guard
+OBJS = \
+	src/agent_guard.o \
+	src/agents.o \
+	src/classify.o \
+	src/commands.o \
+	src/guard.o \
+	src/log_json.o \
+	src/policy.o \
+	src/sqlfuncs.o
+
+EXTENSION = agent_guard
+DATA = agent_guard--1.0.sql
+PGFILEDESC = "agent_guard - guard rails for AI agent roles"
+
+REGRESS_OPTS = --inputdir=. --load-extension=agent_guard
+REGRESS = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
+TAP_TESTS = 1
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)

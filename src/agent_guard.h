@@ -1,0 +1,168 @@
+/*-------------------------------------------------------------------------
+ *
+ * agent_guard.h
+ *	  Internal interfaces shared by the files of agent_guard, one section
+ *	  per file.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef AGENT_GUARD_H
+#define AGENT_GUARD_H
+
+#include "compat.h"
+
+#include "executor/executor.h"
+#include "lib/stringinfo.h"
+#include "nodes/parsenodes.h"
+#include "nodes/plannodes.h"
+#include "tcop/utility.h"
+#include "utils/guc.h"
+
+/* SQLSTATEs of our own (class AG); 42501 is used for plain denials. */
+#define AG_ERRCODE_APPROVAL_REQUIRED	MAKE_SQLSTATE('A','G','0','0','1')
+
+/* ---------- agent_guard.c: settings ---------- */
+
+typedef enum AgLogStatement
+{
+	AG_LOG_STATEMENT_OFF,
+	AG_LOG_STATEMENT_ON,
+	AG_LOG_STATEMENT_REDACTED
+} AgLogStatement;
+
+extern bool ag_enabled;
+extern int	ag_approval_ttl;
+extern int	ag_retry_window;
+extern int	ag_write_timeout;
+extern int	ag_breaker_threshold;
+extern int	ag_breaker_window;
+extern int	ag_log_statement;
+extern bool ag_audit_reads;
+extern int	ag_log_level;
+
+extern ProcessUtility_hook_type ag_prev_ProcessUtility;
+extern ExecutorStart_hook_type ag_prev_ExecutorStart;
+
+/* ---------- commands.c: command vocabulary and groups ---------- */
+
+/* Command groups usable in policies, as bits. */
+#define AG_GROUP_READ			0x01
+#define AG_GROUP_WRITE			0x02
+#define AG_GROUP_DDL			0x04
+#define AG_GROUP_DESTRUCTIVE	0x08
+#define AG_GROUP_ADMIN			0x10
+#define AG_GROUP_ALL			0x20	/* every command */
+
+/* Commands that are neither reads nor changes and are never logged. */
+#define AG_GROUP_SESSION		0x40
+
+extern int	ag_command_groups(const char *command);
+extern int	ag_group_by_name(const char *name);
+extern const char *ag_canonical_command(const char *name);
+extern bool ag_command_counts_rows(const char *command);
+extern const char *ag_valid_commands_hint(void);
+
+/* ---------- classify.c: statements to (command, object) pairs ---------- */
+
+typedef struct AgPair
+{
+	const char *command;		/* canonical command name */
+	char	   *object;			/* schema-qualified object name */
+	Oid			relid;			/* relation OID when object is a relation */
+} AgPair;
+
+extern List *ag_classify_utility(Node *parsetree);
+extern List *ag_classify_plan(PlannedStmt *pstmt);
+extern List *ag_add_pair(List *pairs, const char *command, char *object, Oid relid);
+
+/* ---------- agents.c: who is an agent ---------- */
+
+typedef enum AgMode
+{
+	AG_MODE_NONE = 0,			/* not guarded */
+	AG_MODE_MONITOR,
+	AG_MODE_ENFORCE
+} AgMode;
+
+extern void ag_agents_init(void);
+extern AgMode ag_session_mode(void);
+extern bool ag_session_guarded_by(Oid agent);
+extern Oid	ag_session_agent(void);
+extern bool ag_role_is_agent(Oid roleid);
+extern AgMode ag_role_mode(Oid roleid);
+extern AgMode ag_parse_mode(const char *mode);
+extern void ag_set_agent_label(Oid roleid, const char *mode);
+extern bool ag_caller_is_agent(void);
+extern const Oid *ag_session_agents(int *n_agents);
+extern Oid *ag_agents_of_role(Oid roleid, int *n_agents);
+
+/* ---------- policy.c: policy cache, matching and precedence ---------- */
+
+typedef enum AgAction
+{
+	AG_ACTION_ALLOW = 0,		/* ordered by restrictiveness */
+	AG_ACTION_TRASH,
+	AG_ACTION_REQUIRE_APPROVAL,
+	AG_ACTION_DENY
+} AgAction;
+
+typedef struct AgDecision
+{
+	AgAction	action;
+	int64		policy_id;		/* 0 when no policy or a built-in rule */
+	const char *pattern;		/* the policy's object_pattern */
+	const char *policy_command; /* the policy's command */
+	int64		max_rows;		/* -1 when unlimited */
+	int			approvals_required;
+	bool		builtin;		/* decided by a protection no policy lifts */
+	const char *reason;
+} AgDecision;
+
+extern void ag_policy_init(void);
+extern bool ag_extension_present(void);
+extern Oid	ag_extension_owner(void);
+extern Oid	ag_schema_oid(void);
+extern void ag_policy_decide(const AgPair *pair, const Oid *agents, int n_agents,
+							 AgDecision *decision);
+extern AgAction ag_parse_action(const char *action);
+extern const char *ag_action_name(AgAction action);
+extern bool ag_has_execute_policies(void);
+extern bool ag_glob_match(const char *pattern, const char *text);
+extern void ag_invalidate_policies(void);
+
+/* ---------- guard.c: the hooks and the decision they apply ---------- */
+
+extern int	ag_nesting;			/* >0 while agent_guard runs its own SQL */
+
+extern void ag_guard_init(void);
+extern void ag_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
+							  bool readOnlyTree, ProcessUtilityContext context,
+							  ParamListInfo params, QueryEnvironment *queryEnv,
+							  DestReceiver *dest, QueryCompletion *qc);
+extern void ag_ExecutorStart(QueryDesc *queryDesc, int eflags);
+extern bool ag_check_bool_setting(bool *newval, void **extra, GucSource source);
+extern bool ag_check_int_setting(int *newval, void **extra, GucSource source);
+extern bool ag_check_enum_setting(int *newval, void **extra, GucSource source);
+extern void ag_decide_pair(const AgPair *pair, const Oid *agents, int n_agents,
+						   AgDecision *decision);
+
+/* ---------- log_json.c: the structured server-log line ---------- */
+
+typedef struct AgEvent
+{
+	const char *command;
+	List	   *objects;		/* of char * */
+	const char *statement;
+	const char *decision;
+	int64		policy_id;
+	const char *reason;
+	int64		rows;			/* -1 when not applicable */
+	int64		request_id;		/* 0 when none */
+	const char *actor;
+	const char *agent;
+} AgEvent;
+
+extern void ag_log_event(const AgEvent *event);
+extern char *ag_redact_statement(const char *statement);
+
+#endif							/* AGENT_GUARD_H */

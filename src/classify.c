@@ -1,0 +1,1257 @@
+/*-------------------------------------------------------------------------
+ *
+ * classify.c
+ *	  Resolve a statement to (command, object) pairs, from its parse tree
+ *	  (utility statements) or its plan (everything the executor runs).
+ *
+ * Decisions are made on trees, never on query text.  Object names are
+ * "schema.name" for schema-qualified objects and the bare name otherwise.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "agent_guard.h"
+
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/relation.h"
+#include "access/table.h"
+#include "catalog/dependency.h"
+#include "catalog/heap.h"
+#include "catalog/indexing.h"
+#include "catalog/namespace.h"
+#include "catalog/objectaddress.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_depend.h"
+#include "catalog/pg_proc.h"
+#include "catalog/pg_rewrite.h"
+#include "catalog/pg_trigger.h"
+#include "commands/defrem.h"
+#include "commands/trigger.h"
+#include "miscadmin.h"
+#include "nodes/nodeFuncs.h"
+#include "parser/parse_func.h"
+#include "parser/parse_type.h"
+#include "parser/parsetree.h"
+#include "rewrite/rewriteSupport.h"
+#include "tcop/cmdtag.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+
+#define AG_UNKNOWN_OBJECT "(unknown)"
+#define AG_MAX_CASCADE_OBJECTS 1000
+
+/* ---------- names ---------- */
+
+static char *
+ag_qualified(const char *schema, const char *name)
+{
+	if (schema == NULL)
+		return pstrdup(name);
+	return psprintf("%s.%s", schema, name);
+}
+
+static char *
+ag_relation_name(Oid relid)
+{
+	char	   *relname = get_rel_name(relid);
+
+	if (relname == NULL)
+		return NULL;
+	return ag_qualified(get_namespace_name(get_rel_namespace(relid)), relname);
+}
+
+static char *
+ag_function_name(Oid funcid)
+{
+	char	   *name = get_func_name(funcid);
+
+	if (name == NULL)
+		return NULL;
+	return ag_qualified(get_namespace_name(get_func_namespace(funcid)), name);
+}
+
+/* Name of the schema a new unqualified object would be created in. */
+static char *
+ag_creation_schema(void)
+{
+	List	   *path = fetch_search_path(false);
+	char	   *name = NULL;
+
+	if (path != NIL)
+		name = get_namespace_name(linitial_oid(path));
+	list_free(path);
+	return name;
+}
+
+/*
+ * Name a relation as written: its real qualified name when it exists,
+ * otherwise the name it would get.  No lock is taken: classification must
+ * not let an unprivileged agent block others.
+ */
+static char *
+ag_rangevar_name(RangeVar *rv, Oid *relid)
+{
+	Oid			oid = RangeVarGetRelid(rv, NoLock, true);
+
+	if (relid)
+		*relid = oid;
+	if (OidIsValid(oid))
+	{
+		char	   *name = ag_relation_name(oid);
+
+		if (name)
+			return name;
+	}
+	if (rv->schemaname)
+		return ag_qualified(rv->schemaname, rv->relname);
+	return ag_qualified(ag_creation_schema(), rv->relname);
+}
+
+static char *
+ag_namelist_name(List *names)
+{
+	return ag_rangevar_name(makeRangeVarFromNameList(names), NULL);
+}
+
+static char *
+ag_rolespec_name(RoleSpec *role)
+{
+	switch (role->roletype)
+	{
+		case ROLESPEC_CSTRING:
+			return pstrdup(role->rolename);
+		case ROLESPEC_CURRENT_ROLE:
+		case ROLESPEC_CURRENT_USER:
+			return GetUserNameFromId(GetUserId(), true);
+		case ROLESPEC_SESSION_USER:
+			return GetUserNameFromId(GetSessionUserId(), true);
+		case ROLESPEC_PUBLIC:
+			return pstrdup("public");
+	}
+	return pstrdup(AG_UNKNOWN_OBJECT);
+}
+
+static bool
+ag_is_relation_type(ObjectType type)
+{
+	switch (type)
+	{
+		case OBJECT_TABLE:
+		case OBJECT_VIEW:
+		case OBJECT_MATVIEW:
+		case OBJECT_SEQUENCE:
+		case OBJECT_INDEX:
+		case OBJECT_FOREIGN_TABLE:
+			return true;
+		default:
+			return false;
+	}
+}
+
+/*
+ * Name any object a utility statement refers to.  Functions are named
+ * without their argument list, like EXECUTE objects, so one pattern
+ * covers both.
+ */
+static char *
+ag_object_name(ObjectType type, Node *object, ObjectAddress *address_out)
+{
+	ObjectAddress address;
+	Relation	rel = NULL;
+
+	if (address_out)
+		address_out->objectId = InvalidOid;
+	if (object == NULL)
+		return pstrdup(AG_UNKNOWN_OBJECT);
+
+	if (ag_is_relation_type(type) && IsA(object, List))
+	{
+		Oid			relid;
+		char	   *name = ag_rangevar_name(makeRangeVarFromNameList((List *) object), &relid);
+
+		if (address_out && OidIsValid(relid))
+			ObjectAddressSet(*address_out, RelationRelationId, relid);
+		return name;
+	}
+
+	address = get_object_address(type, object, &rel, AccessShareLock, true);
+	if (rel)
+		relation_close(rel, NoLock);
+	if (OidIsValid(address.objectId))
+	{
+		if (address_out)
+			*address_out = address;
+		if (address.classId == ProcedureRelationId)
+			return ag_function_name(address.objectId);
+		if (address.classId == RelationRelationId)
+			return ag_relation_name(address.objectId);
+		return getObjectIdentity(&address, true);
+	}
+
+	/* Not found: name it as written. */
+	if (IsA(object, List))
+		return NameListToString((List *) object);
+	if (IsA(object, String))
+		return pstrdup(strVal(object));
+	if (IsA(object, ObjectWithArgs))
+		return NameListToString(((ObjectWithArgs *) object)->objname);
+	if (IsA(object, TypeName))
+		return TypeNameToString((TypeName *) object);
+	return pstrdup(AG_UNKNOWN_OBJECT);
+}
+
+/* ---------- pairs ---------- */
+
+/* Add a pair unless the same one is there already. */
+List *
+ag_add_pair(List *pairs, const char *command, char *object, Oid relid)
+{
+	ListCell   *lc;
+	AgPair	   *pair;
+
+	if (object == NULL)
+		object = pstrdup(AG_UNKNOWN_OBJECT);
+	foreach(lc, pairs)
+	{
+		AgPair	   *existing = lfirst(lc);
+
+		if (strcmp(existing->command, command) == 0 &&
+			strcmp(existing->object, object) == 0)
+			return pairs;
+	}
+	pair = palloc(sizeof(AgPair));
+	pair->command = command;
+	pair->object = object;
+	pair->relid = relid;
+	return lappend(pairs, pair);
+}
+
+static const char *
+ag_with_cascade(const char *tag, DropBehavior behavior)
+{
+	if (behavior == DROP_CASCADE)
+		return psprintf("%s CASCADE", tag);
+	return tag;
+}
+
+/* ---------- CASCADE: what would be taken along ---------- */
+
+/* The object a dependent is an internal part of (a view for its rule). */
+static ObjectAddress
+ag_owning_object(ObjectAddress dependent)
+{
+	Relation	depRel;
+	ScanKeyData key[2];
+	SysScanDesc scan;
+	HeapTuple	tup;
+	ObjectAddress owner = dependent;
+
+	depRel = table_open(DependRelationId, AccessShareLock);
+	ScanKeyInit(&key[0], Anum_pg_depend_classid, BTEqualStrategyNumber,
+				F_OIDEQ, ObjectIdGetDatum(dependent.classId));
+	ScanKeyInit(&key[1], Anum_pg_depend_objid, BTEqualStrategyNumber,
+				F_OIDEQ, ObjectIdGetDatum(dependent.objectId));
+	scan = systable_beginscan(depRel, DependDependerIndexId, true, NULL, 2, key);
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		Form_pg_depend dep = (Form_pg_depend) GETSTRUCT(tup);
+
+		if (dep->deptype == DEPENDENCY_INTERNAL)
+		{
+			owner.classId = dep->refclassid;
+			owner.objectId = dep->refobjid;
+			owner.objectSubId = 0;
+			break;
+		}
+	}
+	systable_endscan(scan);
+	table_close(depRel, AccessShareLock);
+	return owner;
+}
+
+/*
+ * Add, under the CASCADE command, every relation and function that
+ * dropping the object would take with it, following normal dependencies
+ * the way CASCADE does.
+ */
+static List *
+ag_add_cascade_dependents(List *pairs, const char *command, ObjectAddress object,
+						  int depth)
+{
+	Relation	depRel;
+	ScanKeyData key[2];
+	SysScanDesc scan;
+	HeapTuple	tup;
+	List	   *found = NIL;
+	ListCell   *lc;
+
+	if (depth > 32 || list_length(pairs) > AG_MAX_CASCADE_OBJECTS)
+		return pairs;
+	CHECK_FOR_INTERRUPTS();
+
+	depRel = table_open(DependRelationId, AccessShareLock);
+	ScanKeyInit(&key[0], Anum_pg_depend_refclassid, BTEqualStrategyNumber,
+				F_OIDEQ, ObjectIdGetDatum(object.classId));
+	ScanKeyInit(&key[1], Anum_pg_depend_refobjid, BTEqualStrategyNumber,
+				F_OIDEQ, ObjectIdGetDatum(object.objectId));
+	scan = systable_beginscan(depRel, DependReferenceIndexId, true, NULL, 2, key);
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		Form_pg_depend dep = (Form_pg_depend) GETSTRUCT(tup);
+		ObjectAddress *dependent;
+
+		if (dep->deptype != DEPENDENCY_NORMAL && dep->deptype != DEPENDENCY_AUTO)
+			continue;
+		dependent = palloc(sizeof(ObjectAddress));
+		dependent->classId = dep->classid;
+		dependent->objectId = dep->objid;
+		dependent->objectSubId = 0;
+		found = lappend(found, dependent);
+	}
+	systable_endscan(scan);
+	table_close(depRel, AccessShareLock);
+
+	foreach(lc, found)
+	{
+		ObjectAddress dependent = *(ObjectAddress *) lfirst(lc);
+		char	   *name = NULL;
+		Oid			relid = InvalidOid;
+		int			before;
+
+		if (dependent.classId == RewriteRelationId)
+			dependent = ag_owning_object(dependent);
+		if (dependent.classId == RelationRelationId)
+		{
+			char		relkind = get_rel_relkind(dependent.objectId);
+
+			/* indexes and owned sequences go with their table anyway */
+			if (relkind == RELKIND_INDEX || relkind == RELKIND_PARTITIONED_INDEX ||
+				relkind == RELKIND_TOASTVALUE || relkind == RELKIND_SEQUENCE)
+				continue;
+			name = ag_relation_name(dependent.objectId);
+			relid = dependent.objectId;
+		}
+		else if (dependent.classId == ProcedureRelationId)
+			name = ag_function_name(dependent.objectId);
+		if (name == NULL)
+			continue;
+		if (OidIsValid(relid) && relid == object.objectId)
+			continue;
+		before = list_length(pairs);
+		pairs = ag_add_pair(pairs, command, name, relid);
+		if (list_length(pairs) > before)
+			pairs = ag_add_cascade_dependents(pairs, command, dependent, depth + 1);
+	}
+	return pairs;
+}
+
+/* ---------- utility statements ---------- */
+
+static List *
+ag_classify_drop(DropStmt *stmt, const char *tag)
+{
+	const char *command = ag_with_cascade(tag, stmt->behavior);
+	List	   *pairs = NIL;
+	List	   *addresses = NIL;
+	ListCell   *lc;
+
+	foreach(lc, stmt->objects)
+	{
+		ObjectAddress *address = palloc(sizeof(ObjectAddress));
+		char	   *name = ag_object_name(stmt->removeType, lfirst(lc), address);
+		Oid			relid = InvalidOid;
+
+		if (OidIsValid(address->objectId))
+		{
+			if (address->classId == RelationRelationId)
+				relid = address->objectId;
+			addresses = lappend(addresses, address);
+		}
+		pairs = ag_add_pair(pairs, command, name, relid);
+	}
+	if (stmt->behavior == DROP_CASCADE)
+	{
+		foreach(lc, addresses)
+			pairs = ag_add_cascade_dependents(pairs, command,
+											  *(ObjectAddress *) lfirst(lc), 0);
+	}
+	return pairs;
+}
+
+static List *
+ag_classify_truncate(TruncateStmt *stmt)
+{
+	const char *command = ag_with_cascade("TRUNCATE TABLE", stmt->behavior);
+	List	   *pairs = NIL;
+	List	   *relids = NIL;
+	ListCell   *lc;
+
+	foreach(lc, stmt->relations)
+	{
+		Oid			relid;
+		char	   *name = ag_rangevar_name(lfirst(lc), &relid);
+
+		pairs = ag_add_pair(pairs, command, name, relid);
+		if (OidIsValid(relid))
+			relids = lappend_oid(relids, relid);
+	}
+	if (stmt->behavior == DROP_CASCADE && relids != NIL)
+	{
+		/* CASCADE empties every table that references these, transitively */
+		List	   *all = list_copy(relids);
+
+		for (;;)
+		{
+			List	   *more = heap_truncate_find_FKs(all);
+			bool		grew = false;
+
+			foreach(lc, more)
+			{
+				Oid			relid = lfirst_oid(lc);
+
+				if (!list_member_oid(all, relid))
+				{
+					all = lappend_oid(all, relid);
+					pairs = ag_add_pair(pairs, command, ag_relation_name(relid), relid);
+					grew = true;
+				}
+			}
+			if (!grew || list_length(all) > AG_MAX_CASCADE_OBJECTS)
+				break;
+		}
+	}
+	return pairs;
+}
+
+static List *
+ag_classify_alter_table(AlterTableStmt *stmt, const char *tag)
+{
+	List	   *pairs = NIL;
+	Oid			relid;
+	char	   *name = ag_rangevar_name(stmt->relation, &relid);
+	bool		plain = false;
+	ListCell   *lc;
+
+	foreach(lc, stmt->cmds)
+	{
+		AlterTableCmd *cmd = lfirst(lc);
+
+		if (stmt->objtype != OBJECT_TABLE)
+		{
+			plain = true;
+			continue;
+		}
+		switch (cmd->subtype)
+		{
+			case AT_DropColumn:
+				pairs = ag_add_pair(pairs, "ALTER TABLE DROP COLUMN", name, relid);
+				break;
+			case AT_AlterColumnType:
+				pairs = ag_add_pair(pairs, "ALTER TABLE ALTER COLUMN TYPE", name, relid);
+				break;
+			case AT_DetachPartition:
+			case AT_DetachPartitionFinalize:
+				{
+					PartitionCmd *partcmd = (PartitionCmd *) cmd->def;
+					Oid			partid;
+					char	   *partname = ag_rangevar_name(partcmd->name, &partid);
+
+					pairs = ag_add_pair(pairs, "ALTER TABLE DETACH PARTITION", name, relid);
+					pairs = ag_add_pair(pairs, "ALTER TABLE DETACH PARTITION", partname, partid);
+					break;
+				}
+			default:
+				plain = true;
+				break;
+		}
+	}
+	if (plain || pairs == NIL)
+		pairs = ag_add_pair(pairs, tag, name, relid);
+	return pairs;
+}
+
+/* Does CREATE OR REPLACE FUNCTION/PROCEDURE find an existing routine? */
+static bool
+ag_function_exists(CreateFunctionStmt *stmt)
+{
+	Oid			argtypes[FUNC_MAX_ARGS];
+	int			nargs = 0;
+	ListCell   *lc;
+
+	foreach(lc, stmt->parameters)
+	{
+		FunctionParameter *param = lfirst(lc);
+		Oid			typid;
+
+		if (param->mode == FUNC_PARAM_OUT || param->mode == FUNC_PARAM_TABLE)
+			continue;
+		if (nargs >= FUNC_MAX_ARGS)
+			return false;
+		typid = LookupTypeNameOid(NULL, param->argType, true);
+		if (!OidIsValid(typid))
+			return false;
+		argtypes[nargs++] = typid;
+	}
+	return OidIsValid(LookupFuncName(stmt->funcname, nargs, argtypes, true));
+}
+
+static bool
+ag_trigger_exists(Oid relid, const char *trigname)
+{
+	return OidIsValid(relid) && OidIsValid(get_trigger_oid(relid, trigname, true));
+}
+
+static List *
+ag_classify_grant(GrantStmt *stmt, const char *tag)
+{
+	List	   *pairs = NIL;
+	ListCell   *lc;
+
+	if (stmt->targtype == ACL_TARGET_ALL_IN_SCHEMA)
+	{
+		foreach(lc, stmt->objects)
+			pairs = ag_add_pair(pairs, tag, psprintf("%s.*", strVal(lfirst(lc))), InvalidOid);
+		return pairs;
+	}
+	if (stmt->targtype != ACL_TARGET_OBJECT)
+		return ag_add_pair(pairs, tag, pstrdup(AG_UNKNOWN_OBJECT), InvalidOid);
+
+	foreach(lc, stmt->objects)
+	{
+		Node	   *object = lfirst(lc);
+		Oid			relid = InvalidOid;
+		char	   *name;
+
+		if (IsA(object, RangeVar))
+			name = ag_rangevar_name((RangeVar *) object, &relid);
+		else
+			name = ag_object_name(stmt->objtype, object, NULL);
+		pairs = ag_add_pair(pairs, tag, name, relid);
+	}
+	return pairs;
+}
+
+static List *
+ag_classify_roles(List *roles, const char *tag)
+{
+	List	   *pairs = NIL;
+	ListCell   *lc;
+
+	foreach(lc, roles)
+		pairs = ag_add_pair(pairs, tag, ag_rolespec_name(lfirst(lc)), InvalidOid);
+	return pairs;
+}
+
+/* SET, ALTER ROLE ... SET and friends: the setting is the object. */
+static List *
+ag_classify_setting(List *pairs, VariableSetStmt *setstmt, const char *tag)
+{
+	const char *name = setstmt->name ? setstmt->name : "all";
+
+	if (pg_strcasecmp(name, "session_replication_role") == 0 &&
+		setstmt->kind != VAR_RESET)
+		return ag_add_pair(pairs, "SET SESSION_REPLICATION_ROLE", pstrdup(name), InvalidOid);
+	return ag_add_pair(pairs, tag, pstrdup(name), InvalidOid);
+}
+
+static char *
+ag_rangevar_or_all(RangeVar *rv, Oid *relid)
+{
+	*relid = InvalidOid;
+	if (rv == NULL)
+		return pstrdup("*");
+	return ag_rangevar_name(rv, relid);
+}
+
+/*
+ * Pairs for a utility statement.  Statements that only move control
+ * elsewhere (DO, EXPLAIN, EXECUTE of a prepared statement, cursors,
+ * transaction control) yield none: what they run is judged where it runs.
+ */
+List *
+ag_classify_utility(Node *parsetree)
+{
+	const char *tag = GetCommandTagName(CreateCommandTag(parsetree));
+	List	   *pairs = NIL;
+	Oid			relid = InvalidOid;
+	ListCell   *lc;
+
+	switch (nodeTag(parsetree))
+	{
+		case T_TransactionStmt:
+		case T_VariableShowStmt:
+		case T_PrepareStmt:
+		case T_ExecuteStmt:
+		case T_DeallocateStmt:
+		case T_DeclareCursorStmt:
+		case T_FetchStmt:
+		case T_ClosePortalStmt:
+		case T_ListenStmt:
+		case T_UnlistenStmt:
+		case T_NotifyStmt:
+		case T_DiscardStmt:
+		case T_ConstraintsSetStmt:
+		case T_ExplainStmt:
+		case T_DoStmt:
+			return NIL;
+
+		case T_VariableSetStmt:
+			return ag_classify_setting(NIL, (VariableSetStmt *) parsetree, tag);
+
+		case T_AlterSystemStmt:
+			return ag_add_pair(NIL, tag,
+							   pstrdup(((AlterSystemStmt *) parsetree)->setstmt->name ?
+									   ((AlterSystemStmt *) parsetree)->setstmt->name : "all"),
+							   InvalidOid);
+
+		case T_AlterRoleSetStmt:
+			{
+				AlterRoleSetStmt *stmt = (AlterRoleSetStmt *) parsetree;
+
+				pairs = ag_add_pair(NIL, tag,
+									stmt->role ? ag_rolespec_name(stmt->role) : pstrdup("all"),
+									InvalidOid);
+				return ag_classify_setting(pairs, stmt->setstmt, "SET");
+			}
+
+		case T_AlterDatabaseSetStmt:
+			{
+				AlterDatabaseSetStmt *stmt = (AlterDatabaseSetStmt *) parsetree;
+
+				pairs = ag_add_pair(NIL, tag, pstrdup(stmt->dbname), InvalidOid);
+				return ag_classify_setting(pairs, stmt->setstmt, "SET");
+			}
+
+		case T_LoadStmt:
+			return ag_add_pair(NIL, tag, pstrdup(((LoadStmt *) parsetree)->filename), InvalidOid);
+
+		case T_DropStmt:
+			return ag_classify_drop((DropStmt *) parsetree, tag);
+
+		case T_TruncateStmt:
+			return ag_classify_truncate((TruncateStmt *) parsetree);
+
+		case T_AlterTableStmt:
+			return ag_classify_alter_table((AlterTableStmt *) parsetree, tag);
+
+		case T_CopyStmt:
+			{
+				CopyStmt   *stmt = (CopyStmt *) parsetree;
+				const char *command;
+				char	   *name;
+
+				if (stmt->is_program)
+					command = stmt->is_from ? "COPY FROM PROGRAM" : "COPY TO PROGRAM";
+				else
+					command = stmt->is_from ? "COPY FROM" : "COPY";
+				name = stmt->relation ? ag_rangevar_name(stmt->relation, &relid)
+					: pstrdup("(query)");
+				return ag_add_pair(NIL, command, name, relid);
+			}
+
+		case T_VacuumStmt:
+			{
+				VacuumStmt *stmt = (VacuumStmt *) parsetree;
+				const char *command = tag;
+
+				foreach(lc, stmt->options)
+				{
+					DefElem    *opt = lfirst(lc);
+
+					if (strcmp(opt->defname, "full") == 0 && defGetBoolean(opt))
+						command = "VACUUM FULL";
+				}
+				if (stmt->rels == NIL)
+					return ag_add_pair(NIL, command, pstrdup("*"), InvalidOid);
+				foreach(lc, stmt->rels)
+				{
+					VacuumRelation *vrel = lfirst(lc);
+					char	   *name = ag_rangevar_or_all(vrel->relation, &relid);
+
+					pairs = ag_add_pair(pairs, command, name, relid);
+				}
+				return pairs;
+			}
+
+		case T_ClusterStmt:
+			return ag_add_pair(NIL, tag,
+							   ag_rangevar_or_all(((ClusterStmt *) parsetree)->relation, &relid),
+							   relid);
+
+		case T_ReindexStmt:
+			{
+				ReindexStmt *stmt = (ReindexStmt *) parsetree;
+
+				if (stmt->relation)
+					return ag_add_pair(NIL, tag, ag_rangevar_name(stmt->relation, &relid), relid);
+				return ag_add_pair(NIL, tag, pstrdup(stmt->name ? stmt->name : "*"), InvalidOid);
+			}
+
+		case T_LockStmt:
+			foreach(lc, ((LockStmt *) parsetree)->relations)
+			{
+				char	   *name = ag_rangevar_name(lfirst(lc), &relid);
+
+				pairs = ag_add_pair(pairs, tag, name, relid);
+			}
+			return pairs;
+
+		case T_GrantStmt:
+			return ag_classify_grant((GrantStmt *) parsetree, tag);
+
+		case T_GrantRoleStmt:
+			foreach(lc, ((GrantRoleStmt *) parsetree)->granted_roles)
+			{
+				AccessPriv *priv = lfirst(lc);
+
+				pairs = ag_add_pair(pairs, tag, pstrdup(priv->priv_name ? priv->priv_name : AG_UNKNOWN_OBJECT),
+									InvalidOid);
+			}
+			return pairs;
+
+		case T_CreateRoleStmt:
+			return ag_add_pair(NIL, tag, pstrdup(((CreateRoleStmt *) parsetree)->role), InvalidOid);
+
+		case T_AlterRoleStmt:
+			return ag_add_pair(NIL, tag, ag_rolespec_name(((AlterRoleStmt *) parsetree)->role), InvalidOid);
+
+		case T_DropRoleStmt:
+			return ag_classify_roles(((DropRoleStmt *) parsetree)->roles, tag);
+
+		case T_DropOwnedStmt:
+			return ag_classify_roles(((DropOwnedStmt *) parsetree)->roles, tag);
+
+		case T_ReassignOwnedStmt:
+			return ag_classify_roles(((ReassignOwnedStmt *) parsetree)->roles, tag);
+
+		case T_CreatedbStmt:
+			return ag_add_pair(NIL, tag, pstrdup(((CreatedbStmt *) parsetree)->dbname), InvalidOid);
+
+		case T_AlterDatabaseStmt:
+			return ag_add_pair(NIL, tag, pstrdup(((AlterDatabaseStmt *) parsetree)->dbname), InvalidOid);
+
+		case T_DropdbStmt:
+			return ag_add_pair(NIL, tag, pstrdup(((DropdbStmt *) parsetree)->dbname), InvalidOid);
+
+		case T_CreateExtensionStmt:
+			return ag_add_pair(NIL, tag, pstrdup(((CreateExtensionStmt *) parsetree)->extname), InvalidOid);
+
+		case T_AlterExtensionStmt:
+			return ag_add_pair(NIL, tag, pstrdup(((AlterExtensionStmt *) parsetree)->extname), InvalidOid);
+
+		case T_AlterExtensionContentsStmt:
+			return ag_add_pair(NIL, tag, pstrdup(((AlterExtensionContentsStmt *) parsetree)->extname), InvalidOid);
+
+		case T_CallStmt:
+			{
+				CallStmt   *stmt = (CallStmt *) parsetree;
+				char	   *name;
+
+				if (stmt->funcexpr)
+					name = ag_function_name(stmt->funcexpr->funcid);
+				else
+					name = NameListToString(stmt->funccall->funcname);
+				pairs = ag_add_pair(NIL, tag, name, InvalidOid);
+				return ag_add_pair(pairs, "EXECUTE", name, InvalidOid);
+			}
+
+		case T_CreateStmt:
+		case T_CreateForeignTableStmt:
+			return ag_add_pair(NIL, tag, ag_rangevar_name(((CreateStmt *) parsetree)->relation, &relid), relid);
+
+		case T_CreateTableAsStmt:
+			return ag_add_pair(NIL, tag,
+							   ag_rangevar_name(((CreateTableAsStmt *) parsetree)->into->rel, &relid),
+							   relid);
+
+		case T_RefreshMatViewStmt:
+			return ag_add_pair(NIL, tag,
+							   ag_rangevar_name(((RefreshMatViewStmt *) parsetree)->relation, &relid),
+							   relid);
+
+		case T_ViewStmt:
+			{
+				ViewStmt   *stmt = (ViewStmt *) parsetree;
+				char	   *name = ag_rangevar_name(stmt->view, &relid);
+
+				if (stmt->replace && OidIsValid(relid))
+					tag = "CREATE OR REPLACE VIEW";
+				return ag_add_pair(NIL, tag, name, relid);
+			}
+
+		case T_CreateFunctionStmt:
+			{
+				CreateFunctionStmt *stmt = (CreateFunctionStmt *) parsetree;
+
+				if (stmt->replace && ag_function_exists(stmt))
+					tag = stmt->is_procedure ? "CREATE OR REPLACE PROCEDURE"
+						: "CREATE OR REPLACE FUNCTION";
+				return ag_add_pair(NIL, tag, ag_namelist_name(stmt->funcname), InvalidOid);
+			}
+
+		case T_CreateTrigStmt:
+			{
+				CreateTrigStmt *stmt = (CreateTrigStmt *) parsetree;
+				char	   *name = ag_rangevar_name(stmt->relation, &relid);
+
+				if (stmt->replace && ag_trigger_exists(relid, stmt->trigname))
+					tag = "CREATE OR REPLACE TRIGGER";
+				return ag_add_pair(NIL, tag, name, relid);
+			}
+
+		case T_RuleStmt:
+			{
+				RuleStmt   *stmt = (RuleStmt *) parsetree;
+				char	   *name = ag_rangevar_name(stmt->relation, &relid);
+
+				if (stmt->replace && OidIsValid(relid) &&
+					OidIsValid(get_rewrite_oid(relid, stmt->rulename, true)))
+					tag = "CREATE OR REPLACE RULE";
+				return ag_add_pair(NIL, tag, name, relid);
+			}
+
+		case T_IndexStmt:
+			return ag_add_pair(NIL, tag, ag_rangevar_name(((IndexStmt *) parsetree)->relation, &relid), relid);
+
+		case T_CreateSeqStmt:
+			return ag_add_pair(NIL, tag, ag_rangevar_name(((CreateSeqStmt *) parsetree)->sequence, &relid), relid);
+
+		case T_AlterSeqStmt:
+			return ag_add_pair(NIL, tag, ag_rangevar_name(((AlterSeqStmt *) parsetree)->sequence, &relid), relid);
+
+		case T_CreatePolicyStmt:
+			return ag_add_pair(NIL, tag, ag_rangevar_name(((CreatePolicyStmt *) parsetree)->table, &relid), relid);
+
+		case T_AlterPolicyStmt:
+			return ag_add_pair(NIL, tag, ag_rangevar_name(((AlterPolicyStmt *) parsetree)->table, &relid), relid);
+
+		case T_CreateSchemaStmt:
+			{
+				CreateSchemaStmt *stmt = (CreateSchemaStmt *) parsetree;
+				char	   *name = stmt->schemaname ? pstrdup(stmt->schemaname)
+					: ag_rolespec_name(stmt->authrole);
+
+				return ag_add_pair(NIL, tag, name, InvalidOid);
+			}
+
+		case T_RenameStmt:
+			{
+				RenameStmt *stmt = (RenameStmt *) parsetree;
+				char	   *name = stmt->relation ? ag_rangevar_name(stmt->relation, &relid)
+					: ag_object_name(stmt->renameType, stmt->object, NULL);
+
+				return ag_add_pair(NIL, tag, name, relid);
+			}
+
+		case T_AlterObjectSchemaStmt:
+			{
+				AlterObjectSchemaStmt *stmt = (AlterObjectSchemaStmt *) parsetree;
+				char	   *name = stmt->relation ? ag_rangevar_name(stmt->relation, &relid)
+					: ag_object_name(stmt->objectType, stmt->object, NULL);
+
+				pairs = ag_add_pair(NIL, tag, name, relid);
+				/* moving an object into a schema changes that schema too */
+				return ag_add_pair(pairs, tag, psprintf("%s.%s", stmt->newschema,
+														strrchr(name, '.') ? strrchr(name, '.') + 1 : name),
+								   InvalidOid);
+			}
+
+		case T_AlterOwnerStmt:
+			{
+				AlterOwnerStmt *stmt = (AlterOwnerStmt *) parsetree;
+				char	   *name = stmt->relation ? ag_rangevar_name(stmt->relation, &relid)
+					: ag_object_name(stmt->objectType, stmt->object, NULL);
+
+				return ag_add_pair(NIL, tag, name, relid);
+			}
+
+		case T_CommentStmt:
+			return ag_add_pair(NIL, tag,
+							   ag_object_name(((CommentStmt *) parsetree)->objtype,
+											  ((CommentStmt *) parsetree)->object, NULL),
+							   InvalidOid);
+
+		case T_SecLabelStmt:
+			{
+				SecLabelStmt *stmt = (SecLabelStmt *) parsetree;
+				char	   *name = ag_object_name(stmt->objtype, stmt->object, NULL);
+
+				pairs = ag_add_pair(NIL, tag, name, InvalidOid);
+				/* relabelling under our provider is (un)registering an agent */
+				if (stmt->provider && strcmp(stmt->provider, "agent_guard") == 0)
+					pairs = ag_add_pair(pairs, tag, pstrdup("agent_guard"), InvalidOid);
+				return pairs;
+			}
+
+		case T_AlterFunctionStmt:
+			return ag_add_pair(NIL, tag,
+							   ag_object_name(((AlterFunctionStmt *) parsetree)->objtype,
+											  (Node *) ((AlterFunctionStmt *) parsetree)->func, NULL),
+							   InvalidOid);
+
+		case T_DefineStmt:
+			return ag_add_pair(NIL, tag, NameListToString(((DefineStmt *) parsetree)->defnames), InvalidOid);
+
+		case T_CompositeTypeStmt:
+			return ag_add_pair(NIL, tag, ag_rangevar_name(((CompositeTypeStmt *) parsetree)->typevar, NULL), InvalidOid);
+
+		case T_CreateEnumStmt:
+			return ag_add_pair(NIL, tag, NameListToString(((CreateEnumStmt *) parsetree)->typeName), InvalidOid);
+
+		case T_CreateDomainStmt:
+			return ag_add_pair(NIL, tag, NameListToString(((CreateDomainStmt *) parsetree)->domainname), InvalidOid);
+
+		case T_CreateEventTrigStmt:
+			return ag_add_pair(NIL, tag, pstrdup(((CreateEventTrigStmt *) parsetree)->trigname), InvalidOid);
+
+		case T_AlterEventTrigStmt:
+			return ag_add_pair(NIL, tag, pstrdup(((AlterEventTrigStmt *) parsetree)->trigname), InvalidOid);
+
+		default:
+			return ag_add_pair(NIL, tag, pstrdup(AG_UNKNOWN_OBJECT), InvalidOid);
+	}
+}
+
+/* ---------- plans ---------- */
+
+typedef struct AgPlanContext
+{
+	PlannedStmt *pstmt;
+	List	   *pairs;
+	List	   *funcids;		/* functions called, when wanted */
+	bool		want_functions;
+	Oid			guard_schema;	/* agent_guard's schema, always reported */
+} AgPlanContext;
+
+/*
+ * Does this scan read its whole relation, i.e. did the UPDATE or DELETE
+ * above it have no effective WHERE clause?  Constant-true conditions are
+ * folded away by the planner, so "WHERE true" counts as none.
+ */
+static bool
+ag_scans_everything(Plan *plan)
+{
+	ListCell   *lc;
+
+	if (plan == NULL)
+		return false;
+	switch (nodeTag(plan))
+	{
+		case T_SeqScan:
+			return plan->qual == NIL;
+		case T_Result:
+			return plan->qual == NIL &&
+				((Result *) plan)->resconstantqual == NULL &&
+				plan->lefttree != NULL && ag_scans_everything(plan->lefttree);
+		case T_Append:
+			{
+				Append	   *append = (Append *) plan;
+
+				if (append->part_prune_info != NULL || append->appendplans == NIL)
+					return false;
+				foreach(lc, append->appendplans)
+					if (!ag_scans_everything(lfirst(lc)))
+						return false;
+				return true;
+			}
+		default:
+			return false;
+	}
+}
+
+static void
+ag_note_function(AgPlanContext *context, Oid funcid, List *args)
+{
+	if (!OidIsValid(funcid))
+		return;
+
+	/* set_config() on our settings is a SET of them */
+	if (funcid == F_SET_CONFIG && args != NIL && IsA(linitial(args), Const))
+	{
+		Const	   *name = linitial(args);
+
+		if (!name->constisnull)
+		{
+			char	   *setting = TextDatumGetCString(name->constvalue);
+
+			context->pairs = ag_add_pair(context->pairs, "SET", setting, InvalidOid);
+		}
+	}
+
+	if (!context->want_functions &&
+		get_func_namespace(funcid) != context->guard_schema)
+		return;
+	if (!list_member_oid(context->funcids, funcid))
+		context->funcids = lappend_oid(context->funcids, funcid);
+}
+
+static bool ag_plan_walker(Node *node, AgPlanContext *context);
+
+/* Is this a plan node (which expression_tree_walker cannot walk)? */
+static bool
+ag_is_plan_node(Node *node)
+{
+	switch (nodeTag(node))
+	{
+		case T_Result:
+		case T_ProjectSet:
+		case T_ModifyTable:
+		case T_Append:
+		case T_MergeAppend:
+		case T_RecursiveUnion:
+		case T_BitmapAnd:
+		case T_BitmapOr:
+		case T_SeqScan:
+		case T_SampleScan:
+		case T_IndexScan:
+		case T_IndexOnlyScan:
+		case T_BitmapIndexScan:
+		case T_BitmapHeapScan:
+		case T_TidScan:
+		case T_TidRangeScan:
+		case T_SubqueryScan:
+		case T_FunctionScan:
+		case T_ValuesScan:
+		case T_TableFuncScan:
+		case T_CteScan:
+		case T_NamedTuplestoreScan:
+		case T_WorkTableScan:
+		case T_ForeignScan:
+		case T_CustomScan:
+		case T_NestLoop:
+		case T_MergeJoin:
+		case T_HashJoin:
+		case T_Material:
+		case T_Memoize:
+		case T_Sort:
+		case T_IncrementalSort:
+		case T_Group:
+		case T_Agg:
+		case T_WindowAgg:
+		case T_Unique:
+		case T_Gather:
+		case T_GatherMerge:
+		case T_Hash:
+		case T_SetOp:
+		case T_LockRows:
+		case T_Limit:
+			return true;
+		default:
+			return false;
+	}
+}
+
+static bool
+ag_walk_plan_list(List *plans, AgPlanContext *context)
+{
+	ListCell   *lc;
+
+	foreach(lc, plans)
+		ag_plan_walker(lfirst(lc), context);
+	return false;
+}
+
+static void
+ag_note_modify_table(ModifyTable *mt, AgPlanContext *context)
+{
+	RangeTblEntry *rte = rt_fetch(mt->nominalRelation, context->pstmt->rtable);
+	const char *command;
+
+	switch (mt->operation)
+	{
+		case CMD_INSERT:
+			command = "INSERT";
+			break;
+		case CMD_UPDATE:
+			command = ag_scans_everything(outerPlan(mt)) ? "UPDATE WITHOUT WHERE" : "UPDATE";
+			break;
+		case CMD_DELETE:
+			command = ag_scans_everything(outerPlan(mt)) ? "DELETE WITHOUT WHERE" : "DELETE";
+			break;
+		case CMD_MERGE:
+			command = "MERGE";
+			break;
+		default:
+			command = "UPDATE";
+			break;
+	}
+	context->pairs = ag_add_pair(context->pairs, command,
+								 ag_relation_name(rte->relid), rte->relid);
+}
+
+/* Walk plan nodes and the expressions they hold. */
+static bool
+ag_plan_walker(Node *node, AgPlanContext *context)
+{
+	if (node == NULL)
+		return false;
+	check_stack_depth();
+
+	switch (nodeTag(node))
+	{
+		case T_FuncExpr:
+			ag_note_function(context, ((FuncExpr *) node)->funcid, ((FuncExpr *) node)->args);
+			break;
+		case T_OpExpr:
+		case T_DistinctExpr:
+		case T_NullIfExpr:
+			set_opfuncid((OpExpr *) node);
+			ag_note_function(context, ((OpExpr *) node)->opfuncid, NIL);
+			break;
+		case T_ScalarArrayOpExpr:
+			set_sa_opfuncid((ScalarArrayOpExpr *) node);
+			ag_note_function(context, ((ScalarArrayOpExpr *) node)->opfuncid, NIL);
+			break;
+		case T_Aggref:
+			ag_note_function(context, ((Aggref *) node)->aggfnoid, NIL);
+			break;
+		case T_WindowFunc:
+			ag_note_function(context, ((WindowFunc *) node)->winfnoid, NIL);
+			break;
+		default:
+			break;
+	}
+
+	if (!ag_is_plan_node(node))
+		return expression_tree_walker(node, ag_plan_walker, (void *) context);
+
+	{
+		Plan	   *plan = (Plan *) node;
+
+		ag_plan_walker((Node *) plan->targetlist, context);
+		ag_plan_walker((Node *) plan->qual, context);
+		ag_plan_walker((Node *) plan->lefttree, context);
+		ag_plan_walker((Node *) plan->righttree, context);
+
+		switch (nodeTag(node))
+		{
+			case T_ModifyTable:
+				{
+					ModifyTable *mt = (ModifyTable *) node;
+
+					ag_note_modify_table(mt, context);
+					ag_plan_walker((Node *) mt->returningLists, context);
+					ag_plan_walker((Node *) mt->onConflictSet, context);
+					ag_plan_walker(mt->onConflictWhere, context);
+					ag_plan_walker((Node *) mt->withCheckOptionLists, context);
+					ag_plan_walker((Node *) mt->mergeActionLists, context);
+					break;
+				}
+			case T_Result:
+				ag_plan_walker(((Result *) node)->resconstantqual, context);
+				break;
+			case T_Append:
+				ag_walk_plan_list(((Append *) node)->appendplans, context);
+				break;
+			case T_MergeAppend:
+				ag_walk_plan_list(((MergeAppend *) node)->mergeplans, context);
+				break;
+			case T_BitmapAnd:
+				ag_walk_plan_list(((BitmapAnd *) node)->bitmapplans, context);
+				break;
+			case T_BitmapOr:
+				ag_walk_plan_list(((BitmapOr *) node)->bitmapplans, context);
+				break;
+			case T_SubqueryScan:
+				ag_plan_walker((Node *) ((SubqueryScan *) node)->subplan, context);
+				break;
+			case T_CustomScan:
+				ag_walk_plan_list(((CustomScan *) node)->custom_plans, context);
+				ag_plan_walker((Node *) ((CustomScan *) node)->custom_exprs, context);
+				break;
+			case T_FunctionScan:
+				ag_plan_walker((Node *) ((FunctionScan *) node)->functions, context);
+				break;
+			case T_TableFuncScan:
+				ag_plan_walker((Node *) ((TableFuncScan *) node)->tablefunc, context);
+				break;
+			case T_ValuesScan:
+				ag_plan_walker((Node *) ((ValuesScan *) node)->values_lists, context);
+				break;
+			case T_IndexScan:
+				ag_plan_walker((Node *) ((IndexScan *) node)->indexqual, context);
+				ag_plan_walker((Node *) ((IndexScan *) node)->indexorderby, context);
+				break;
+			case T_IndexOnlyScan:
+				ag_plan_walker((Node *) ((IndexOnlyScan *) node)->indexqual, context);
+				break;
+			case T_BitmapIndexScan:
+				ag_plan_walker((Node *) ((BitmapIndexScan *) node)->indexqual, context);
+				break;
+			case T_BitmapHeapScan:
+				ag_plan_walker((Node *) ((BitmapHeapScan *) node)->bitmapqualorig, context);
+				break;
+			case T_TidScan:
+				ag_plan_walker((Node *) ((TidScan *) node)->tidquals, context);
+				break;
+			case T_TidRangeScan:
+				ag_plan_walker((Node *) ((TidRangeScan *) node)->tidrangequals, context);
+				break;
+			case T_NestLoop:
+			case T_MergeJoin:
+			case T_HashJoin:
+				ag_plan_walker((Node *) ((Join *) node)->joinqual, context);
+				if (IsA(node, MergeJoin))
+					ag_plan_walker((Node *) ((MergeJoin *) node)->mergeclauses, context);
+				if (IsA(node, HashJoin))
+					ag_plan_walker((Node *) ((HashJoin *) node)->hashclauses, context);
+				break;
+			case T_Limit:
+				ag_plan_walker(((Limit *) node)->limitOffset, context);
+				ag_plan_walker(((Limit *) node)->limitCount, context);
+				break;
+			case T_WindowAgg:
+				ag_plan_walker(((WindowAgg *) node)->startOffset, context);
+				ag_plan_walker(((WindowAgg *) node)->endOffset, context);
+				break;
+			default:
+				break;
+		}
+	}
+	return false;
+}
+
+/*
+ * Pairs for a statement the executor runs: its writes (from every
+ * ModifyTable, including those in data-modifying CTEs), the relations it
+ * only reads, and the functions it calls.
+ */
+List *
+ag_classify_plan(PlannedStmt *pstmt)
+{
+	AgPlanContext context;
+	ListCell   *lc;
+	bool		writes;
+
+	context.pstmt = pstmt;
+	context.pairs = NIL;
+	context.funcids = NIL;
+	context.want_functions = ag_has_execute_policies();
+	context.guard_schema = ag_schema_oid();
+
+	ag_plan_walker((Node *) pstmt->planTree, &context);
+	foreach(lc, pstmt->subplans)
+		ag_plan_walker(lfirst(lc), &context);
+
+	writes = context.pairs != NIL;
+	foreach(lc, pstmt->rtable)
+	{
+		RangeTblEntry *rte = lfirst(lc);
+
+		if (rte->rtekind != RTE_RELATION)
+			continue;
+		/* relations written to were named above */
+		if (writes && rte->rellockmode != AccessShareLock)
+			continue;
+		context.pairs = ag_add_pair(context.pairs, "SELECT",
+									ag_relation_name(rte->relid), rte->relid);
+	}
+
+	foreach(lc, context.funcids)
+		context.pairs = ag_add_pair(context.pairs, "EXECUTE",
+									ag_function_name(lfirst_oid(lc)), InvalidOid);
+	return context.pairs;
+}

@@ -1,0 +1,26 @@
+/*-------------------------------------------------------------------------
+ *
+ * compat.h
+ *	  Every PostgreSQL major-version difference agent_guard depends on.
+ *
+ * Supported: PostgreSQL 15 to 18.  No other file tests PG_VERSION_NUM.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef AGENT_GUARD_COMPAT_H
+#define AGENT_GUARD_COMPAT_H
+
+#include "postgres.h"
+
+#if PG_VERSION_NUM < 150000
+#error "agent_guard requires PostgreSQL 15 or later"
+#endif
+
+/* 18 lets a module describe itself in its magic block. */
+#if PG_VERSION_NUM >= 180000
+#define AG_MODULE_MAGIC PG_MODULE_MAGIC_EXT(.name = "agent_guard", .version = "1.0")
+#else
+#define AG_MODULE_MAGIC PG_MODULE_MAGIC
+#endif
+
+#endif							/* AGENT_GUARD_COMPAT_H */

@@ -1,0 +1,400 @@
+/*-------------------------------------------------------------------------
+ *
+ * guard.c
+ *	  The hooks: judge each statement of a guarded session before it runs,
+ *	  apply the decision, and log it.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "agent_guard.h"
+
+#include "access/parallel.h"
+#include "access/xact.h"
+#include "miscadmin.h"
+#include "storage/proc.h"
+#include "tcop/tcopprot.h"
+#include "utils/acl.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+
+int			ag_nesting = 0;
+
+#define AG_SCHEMA_PREFIX "agent_guard."
+
+/* agent_guard functions an agent may call: asking, never deciding. */
+static const char *const agent_callable_functions[] = {
+	"agent_guard.evaluate",
+	"agent_guard.wait_for_decision",
+	NULL
+};
+
+static void ag_xact_callback(XactEvent event, void *arg);
+
+void
+ag_guard_init(void)
+{
+	RegisterXactCallback(ag_xact_callback, NULL);
+}
+
+/* Our own SQL never outlives its transaction; an error must not leave us blind. */
+static void
+ag_xact_callback(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
+		ag_nesting = 0;
+}
+
+/*
+ * Cheap test run first by every hook: can this backend be guarded at all?
+ * Invalidations are absorbed first (a flag test when there are none), so a
+ * committed registration or policy change applies from the next statement
+ * even when that statement takes no lock before we judge it.
+ */
+static inline bool
+ag_guard_applies(void)
+{
+	if (!ag_enabled || ag_nesting > 0 || IsParallelWorker() ||
+		MyProc == NULL || !OidIsValid(MyProc->roleId))
+		return false;
+	AcceptInvalidationMessages();
+	return ag_session_mode() != AG_MODE_NONE;
+}
+
+static bool
+ag_is_guard_object(const char *object)
+{
+	return strncmp(object, AG_SCHEMA_PREFIX, strlen(AG_SCHEMA_PREFIX)) == 0 ||
+		strcmp(object, "agent_guard") == 0;
+}
+
+static void
+ag_builtin_deny(AgDecision *decision, const char *reason)
+{
+	memset(decision, 0, sizeof(AgDecision));
+	decision->action = AG_ACTION_DENY;
+	decision->builtin = true;
+	decision->max_rows = -1;
+	decision->approvals_required = 1;
+	decision->reason = reason;
+}
+
+/*
+ * Protections no policy can lift: an agent never changes agent_guard
+ * itself, its settings or its extension, never calls its admin or approver
+ * functions, never loads code and never changes the server configuration.
+ */
+static bool
+ag_builtin_decide(const AgPair *pair, AgDecision *decision)
+{
+	int			groups = ag_command_groups(pair->command);
+	const char *const *fn;
+
+	if (strcmp(pair->command, "LOAD") == 0)
+	{
+		ag_builtin_deny(decision, "agents may not load libraries");
+		return true;
+	}
+	if (strcmp(pair->command, "ALTER SYSTEM") == 0)
+	{
+		ag_builtin_deny(decision, "agents may not change the server configuration");
+		return true;
+	}
+	if ((strcmp(pair->command, "SET") == 0 || strcmp(pair->command, "RESET") == 0) &&
+		pg_strncasecmp(pair->object, AG_SCHEMA_PREFIX, strlen(AG_SCHEMA_PREFIX)) == 0)
+	{
+		ag_builtin_deny(decision, "agents may not change agent_guard settings");
+		return true;
+	}
+	if (!ag_is_guard_object(pair->object))
+		return false;
+	if (strcmp(pair->command, "EXECUTE") == 0 || strcmp(pair->command, "CALL") == 0)
+	{
+		for (fn = agent_callable_functions; *fn; fn++)
+			if (strcmp(pair->object, *fn) == 0)
+				return false;
+		ag_builtin_deny(decision, "agents may not call agent_guard administration or approval functions");
+		return true;
+	}
+	if (groups & (AG_GROUP_READ | AG_GROUP_SESSION))
+		return false;
+	ag_builtin_deny(decision, "agents may not modify agent_guard, its objects or its extension");
+	return true;
+}
+
+/*
+ * The decision for one pair: built-in protections, then (where the
+ * extension is not installed) read-only, then the policies.
+ */
+void
+ag_decide_pair(const AgPair *pair, const Oid *agents, int n_agents, AgDecision *decision)
+{
+	if (ag_builtin_decide(pair, decision))
+		return;
+	if (!ag_extension_present())
+	{
+		if (ag_command_groups(pair->command) & (AG_GROUP_READ | AG_GROUP_SESSION))
+		{
+			memset(decision, 0, sizeof(AgDecision));
+			decision->action = AG_ACTION_ALLOW;
+			decision->max_rows = -1;
+			decision->reason = "read-only outside databases with agent_guard";
+			return;
+		}
+		ag_builtin_deny(decision, "agent_guard is not installed in this database, so agents are limited to reading");
+		return;
+	}
+	ag_policy_decide(pair, agents, n_agents, decision);
+}
+
+/* The text of the one statement being judged, out of a multi-statement string. */
+static char *
+ag_statement_text(const char *source, int location, int length)
+{
+	size_t		source_len;
+
+	if (source == NULL)
+		return NULL;
+	source_len = strlen(source);
+	if (location < 0 || (size_t) location > source_len)
+		location = 0;
+	if (length <= 0 || (size_t) (location + length) > source_len)
+		length = source_len - location;
+	while (length > 0 && isspace((unsigned char) source[location]))
+	{
+		location++;
+		length--;
+	}
+	return pnstrdup(source + location, length);
+}
+
+static List *
+ag_pair_objects(List *pairs)
+{
+	List	   *objects = NIL;
+	ListCell   *lc;
+
+	foreach(lc, pairs)
+	{
+		AgPair	   *pair = lfirst(lc);
+
+		if (!list_member(objects, makeString(pair->object)))
+			objects = lappend(objects, makeString(pair->object));
+	}
+	return objects;
+}
+
+static const char *
+ag_decision_name(AgAction action, bool enforced)
+{
+	switch (action)
+	{
+		case AG_ACTION_ALLOW:
+			return "allowed";
+		case AG_ACTION_DENY:
+			return enforced ? "denied" : "would_deny";
+		case AG_ACTION_REQUIRE_APPROVAL:
+			return enforced ? "parked" : "would_park";
+		case AG_ACTION_TRASH:
+			return enforced ? "denied" : "would_trash";
+	}
+	return "denied";
+}
+
+/* Raise the error an agent sees when a statement is refused. */
+static void
+ag_refuse(const AgPair *pair, const AgDecision *decision, const char *agent)
+{
+	if (decision->builtin)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("%s on %s is not allowed for agent \"%s\"",
+						pair->command, pair->object, agent),
+				 errdetail("agent_guard refuses this whatever the policies say: %s.",
+						   decision->reason),
+				 errhint("Run the statement as a role that is not an agent.")));
+
+	if (decision->policy_id == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("%s on %s is not allowed for agent \"%s\"",
+						pair->command, pair->object, agent),
+				 errdetail("No agent_guard policy matches this command and object, and unmatched statements are denied."),
+				 errhint("An administrator can allow it with agent_guard.set_policy('%s', '%s', 'allow').",
+						 pair->command, pair->object)));
+
+	switch (decision->action)
+	{
+		case AG_ACTION_REQUIRE_APPROVAL:
+			ereport(ERROR,
+					(errcode(AG_ERRCODE_APPROVAL_REQUIRED),
+					 errmsg("%s on %s requires approval for agent \"%s\"",
+							pair->command, pair->object, agent),
+					 errdetail("Policy %lld (%s on %s) requires a human approval.",
+							   (long long) decision->policy_id,
+							   decision->policy_command, decision->pattern),
+					 errhint("This version of agent_guard has no approval queue yet: ask an administrator to run the statement, or to change policy %lld with agent_guard.set_policy().",
+							 (long long) decision->policy_id)));
+			break;
+		case AG_ACTION_TRASH:
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("%s on %s is not allowed for agent \"%s\"",
+							pair->command, pair->object, agent),
+					 errdetail("Policy %lld (%s on %s) sends dropped tables to the recycle bin, which this version of agent_guard does not have yet.",
+							   (long long) decision->policy_id,
+							   decision->policy_command, decision->pattern),
+					 errhint("Ask an administrator to drop the table, or to change policy %lld with agent_guard.set_policy().",
+							 (long long) decision->policy_id)));
+			break;
+		default:
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("%s on %s is not allowed for agent \"%s\"",
+							pair->command, pair->object, agent),
+					 errdetail("Denied by agent_guard policy %lld (%s on %s).",
+							   (long long) decision->policy_id,
+							   decision->policy_command, decision->pattern),
+					 errhint("Ask an administrator to run the statement, or to change policy %lld with agent_guard.set_policy().",
+							 (long long) decision->policy_id)));
+			break;
+	}
+}
+
+/*
+ * Judge one statement: decide every pair, take the most restrictive
+ * decision, log it unless it is an allowed read, and refuse when enforcing.
+ */
+static void
+ag_judge(List *pairs, const char *statement)
+{
+	AgMode		mode = ag_session_mode();
+	int			n_agents;
+	const Oid  *agents = ag_session_agents(&n_agents);
+	const AgPair *worst_pair = NULL;
+	AgDecision	worst;
+	bool		changes = false;
+	bool		enforced;
+	ListCell   *lc;
+	AgEvent		event;
+	char	   *agent;
+
+	if (pairs == NIL)
+		return;
+
+	memset(&worst, 0, sizeof(worst));
+	foreach(lc, pairs)
+	{
+		AgPair	   *pair = lfirst(lc);
+		AgDecision	decision;
+
+		ag_decide_pair(pair, agents, n_agents, &decision);
+		if (!(ag_command_groups(pair->command) & (AG_GROUP_READ | AG_GROUP_SESSION)))
+			changes = true;
+		if (worst_pair == NULL || decision.action > worst.action ||
+			(decision.action == worst.action && decision.builtin && !worst.builtin))
+		{
+			worst = decision;
+			worst_pair = pair;
+		}
+	}
+
+	if (worst.action == AG_ACTION_ALLOW && !changes && !ag_audit_reads)
+		return;
+
+	/* built-in protections hold in monitor mode too */
+	enforced = (mode == AG_MODE_ENFORCE || worst.builtin);
+	agent = GetUserNameFromId(ag_session_agent(), true);
+
+	memset(&event, 0, sizeof(event));
+	event.command = worst_pair->command;
+	event.objects = ag_pair_objects(pairs);
+	event.statement = statement;
+	event.decision = ag_decision_name(worst.action, enforced);
+	event.policy_id = worst.policy_id;
+	event.reason = worst.reason;
+	event.rows = -1;
+	event.agent = agent;
+	ag_log_event(&event);
+
+	if (worst.action != AG_ACTION_ALLOW && enforced)
+		ag_refuse(worst_pair, &worst, agent ? agent : "?");
+}
+
+void
+ag_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
+				  bool readOnlyTree, ProcessUtilityContext context,
+				  ParamListInfo params, QueryEnvironment *queryEnv,
+				  DestReceiver *dest, QueryCompletion *qc)
+{
+	if (ag_guard_applies())
+	{
+		List	   *pairs = ag_classify_utility(pstmt->utilityStmt);
+
+		if (pairs != NIL)
+			ag_judge(pairs, ag_statement_text(queryString, pstmt->stmt_location,
+											  pstmt->stmt_len));
+	}
+
+	if (ag_prev_ProcessUtility)
+		ag_prev_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+							   params, queryEnv, dest, qc);
+	else
+		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+								params, queryEnv, dest, qc);
+}
+
+void
+ag_ExecutorStart(QueryDesc *queryDesc, int eflags)
+{
+	/* EXPLAIN without ANALYZE runs nothing */
+	if (!(eflags & EXEC_FLAG_EXPLAIN_ONLY) && ag_guard_applies())
+	{
+		PlannedStmt *pstmt = queryDesc->plannedstmt;
+
+		ag_judge(ag_classify_plan(pstmt),
+				 ag_statement_text(queryDesc->sourceText, pstmt->stmt_location,
+								   pstmt->stmt_len));
+	}
+
+	if (ag_prev_ExecutorStart)
+		ag_prev_ExecutorStart(queryDesc, eflags);
+	else
+		standard_ExecutorStart(queryDesc, eflags);
+}
+
+/*
+ * Settings: an agent session may not change agent_guard.* from its
+ * connection string or with SET/set_config(), whatever its privileges.
+ */
+static bool
+ag_setting_change_allowed(GucSource source)
+{
+	if (source != PGC_S_SESSION && source != PGC_S_CLIENT)
+		return true;
+	if (!IsUnderPostmaster || !IsTransactionState() || MyProc == NULL ||
+		!OidIsValid(MyProc->roleId) || ag_nesting > 0)
+		return true;
+	if (ag_session_mode() == AG_MODE_NONE)
+		return true;
+	GUC_check_errcode(ERRCODE_INSUFFICIENT_PRIVILEGE);
+	GUC_check_errmsg("agents may not change agent_guard settings");
+	return false;
+}
+
+bool
+ag_check_bool_setting(bool *newval, void **extra, GucSource source)
+{
+	return ag_setting_change_allowed(source);
+}
+
+bool
+ag_check_int_setting(int *newval, void **extra, GucSource source)
+{
+	return ag_setting_change_allowed(source);
+}
+
+bool
+ag_check_enum_setting(int *newval, void **extra, GucSource source)
+{
+	return ag_setting_change_allowed(source);
+}

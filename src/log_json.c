@@ -1,0 +1,157 @@
+/*-------------------------------------------------------------------------
+ *
+ * log_json.c
+ *	  The structured server-log line written for every decision, and the
+ *	  redaction of literals from statement text.
+ *
+ * Each line is "agent_guard: " followed by one JSON object, so it can be
+ * grepped and parsed; under log_destination = jsonlog it is the (escaped)
+ * message field of PostgreSQL's own JSON record.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "agent_guard.h"
+
+#include "access/xact.h"
+#include "commands/dbcommands.h"
+#include "libpq/libpq-be.h"
+#include "miscadmin.h"
+#include "parser/scanner.h"
+#include "parser/gram.h"
+#include "utils/acl.h"
+#include "utils/json.h"
+#include "utils/timestamp.h"
+
+#define AG_LOG_PREFIX "agent_guard: "
+
+static void
+ag_json_field(StringInfo buf, const char *key, const char *value)
+{
+	if (buf->len > 1)
+		appendStringInfoChar(buf, ',');
+	escape_json(buf, key);
+	appendStringInfoChar(buf, ':');
+	if (value == NULL)
+		appendStringInfoString(buf, "null");
+	else
+		escape_json(buf, value);
+}
+
+static void
+ag_json_int(StringInfo buf, const char *key, int64 value, bool present)
+{
+	if (buf->len > 1)
+		appendStringInfoChar(buf, ',');
+	escape_json(buf, key);
+	if (present)
+		appendStringInfo(buf, ":%lld", (long long) value);
+	else
+		appendStringInfoString(buf, ":null");
+}
+
+/* Statement text as agent_guard.log_statement wants it recorded. */
+static const char *
+ag_logged_statement(const char *statement)
+{
+	if (statement == NULL || ag_log_statement == AG_LOG_STATEMENT_OFF)
+		return NULL;
+	if (ag_log_statement == AG_LOG_STATEMENT_REDACTED)
+		return ag_redact_statement(statement);
+	return statement;
+}
+
+/* Write one decision as a JSON line to the server log. */
+void
+ag_log_event(const AgEvent *event)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+	TransactionId xid = GetTopTransactionIdIfAny();
+
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '{');
+	ag_json_field(&buf, "ts", timestamptz_to_str(GetCurrentTimestamp()));
+	ag_json_field(&buf, "database", get_database_name(MyDatabaseId));
+	ag_json_int(&buf, "pid", MyProcPid, true);
+	ag_json_field(&buf, "session_user", GetUserNameFromId(GetSessionUserId(), true));
+	ag_json_field(&buf, "current_user", GetUserNameFromId(GetUserId(), true));
+	ag_json_field(&buf, "agent", event->agent);
+	ag_json_field(&buf, "application_name", application_name);
+	ag_json_field(&buf, "client_addr",
+				  MyProcPort && MyProcPort->remote_host ? MyProcPort->remote_host : NULL);
+	ag_json_field(&buf, "command", event->command);
+	appendStringInfoString(&buf, ",\"objects\":[");
+	foreach(lc, event->objects)
+	{
+		if (lc != list_head(event->objects))
+			appendStringInfoChar(&buf, ',');
+		escape_json(&buf, strVal(lfirst(lc)));
+	}
+	appendStringInfoChar(&buf, ']');
+	ag_json_field(&buf, "statement", ag_logged_statement(event->statement));
+	ag_json_field(&buf, "decision", event->decision);
+	ag_json_int(&buf, "policy_id", event->policy_id, event->policy_id != 0);
+	ag_json_field(&buf, "reason", event->reason);
+	ag_json_int(&buf, "rows", event->rows, event->rows >= 0);
+	ag_json_int(&buf, "request_id", event->request_id, event->request_id != 0);
+	ag_json_field(&buf, "actor", event->actor);
+	ag_json_int(&buf, "xid", xid, TransactionIdIsValid(xid));
+	appendStringInfoChar(&buf, '}');
+
+	ereport(ag_log_level,
+			(errmsg_internal(AG_LOG_PREFIX "%s", buf.data),
+			 errhidestmt(true),
+			 errhidecontext(true)));
+	pfree(buf.data);
+}
+
+/*
+ * Replace every literal in a statement with '?', so values (passwords,
+ * personal data) stay out of the log.  Text the lexer cannot read is
+ * replaced whole.
+ */
+char *
+ag_redact_statement(const char *statement)
+{
+	StringInfoData buf;
+	MemoryContext oldcontext = CurrentMemoryContext;
+
+	initStringInfo(&buf);
+	PG_TRY();
+	{
+		core_yyscan_t yyscanner;
+		core_yy_extra_type yyextra;
+		core_YYSTYPE yylval;
+		YYLTYPE		yylloc;
+		int			copied = 0;
+
+		yyscanner = scanner_init(statement, &yyextra, &ScanKeywords, ScanKeywordTokens);
+		for (;;)
+		{
+			int			token = core_yylex(&yylval, &yylloc, yyscanner);
+
+			if (token == 0)
+				break;
+			if (token == SCONST || token == USCONST || token == ICONST ||
+				token == FCONST || token == BCONST || token == XCONST)
+			{
+				int			length = strlen(yyextra.scanbuf + yylloc);
+
+				appendBinaryStringInfo(&buf, statement + copied, yylloc - copied);
+				appendStringInfoChar(&buf, '?');
+				copied = yylloc + length;
+			}
+		}
+		appendStringInfoString(&buf, statement + copied);
+		scanner_finish(yyscanner);
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(oldcontext);
+		FlushErrorState();
+		resetStringInfo(&buf);
+		appendStringInfoString(&buf, "(statement redacted)");
+	}
+	PG_END_TRY();
+	return buf.data;
+}
