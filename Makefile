@@ -16,6 +16,8 @@ PGFILEDESC = "agent_guard - guard rails for AI agent roles"
 
 REGRESS_OPTS = --inputdir=. --load-extension=agent_guard
 REGRESS = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
+ISOLATION = $(patsubst specs/%.spec,%,$(sort $(wildcard specs/*.spec)))
+ISOLATION_OPTS = --inputdir=. --load-extension=agent_guard
 TAP_TESTS = 1
 
 PG_CONFIG ?= pg_config
