@@ -112,6 +112,7 @@ AS $$
 		   format('ALTER ROLE %I NOREPLICATION;', r.rolname)
 	  FROM pg_roles r WHERE r.oid = $1 AND r.rolreplication
 	UNION ALL
+	-- a superuser has every finding below; the one above says enough
 	SELECT 'member of ' || g.rolname, 'high',
 		   format('Membership in %s lets the role %s.', g.rolname,
 				  CASE g.rolname
@@ -120,8 +121,9 @@ AS $$
 					   WHEN 'pg_signal_backend' THEN 'cancel and terminate other sessions'
 					   ELSE 'read files on the server' END),
 		   format('REVOKE %I FROM %I;', g.rolname, pg_get_userbyid($1))
-	  FROM pg_roles g
-	 WHERE g.rolname IN ('pg_write_server_files', 'pg_execute_server_program',
+	  FROM pg_roles g, pg_roles r
+	 WHERE r.oid = $1 AND NOT r.rolsuper
+	   AND g.rolname IN ('pg_write_server_files', 'pg_execute_server_program',
 						 'pg_signal_backend', 'pg_read_server_files')
 	   AND pg_has_role($1, g.oid, 'MEMBER')
 	UNION ALL
@@ -130,19 +132,30 @@ AS $$
 		   format('ALTER TABLE %s OWNER TO <a non-agent role>;', c.oid::regclass)
 	  FROM pg_class c
 	 WHERE c.relowner = $1 AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
-	   AND c.relnamespace <> 'pg_catalog'::regnamespace
+	   AND c.relnamespace NOT IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace)
 	UNION ALL
 	SELECT 'owns schema ' || n.nspname, 'high',
 		   'An owner can always DROP its own schema and everything in it.',
 		   format('ALTER SCHEMA %I OWNER TO <a non-agent role>;', n.nspname)
 	  FROM pg_namespace n WHERE n.nspowner = $1
 	UNION ALL
+	SELECT 'member of owner ' || pg_get_userbyid(c.relowner) || ' of ' || c.oid::regclass::text,
+		   'high',
+		   'A member of the owning role can act as the owner and DROP the table.',
+		   format('REVOKE %I FROM %I;', pg_get_userbyid(c.relowner), pg_get_userbyid($1))
+	  FROM pg_class c, pg_roles r
+	 WHERE r.oid = $1 AND NOT r.rolsuper
+	   AND c.relowner <> $1 AND pg_has_role($1, c.relowner, 'MEMBER')
+	   AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+	   AND c.relnamespace NOT IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace)
+	UNION ALL
 	SELECT 'TRUNCATE on ' || c.oid::regclass::text, 'medium',
 		   'The role may empty the table in one statement.',
 		   format('REVOKE TRUNCATE ON %s FROM %I;', c.oid::regclass, pg_get_userbyid(a.grantee))
-	  FROM pg_class c, LATERAL aclexplode(c.relacl) a
-	 WHERE a.privilege_type = 'TRUNCATE' AND c.relowner <> $1
-	   AND a.grantee <> 0 AND pg_has_role($1, a.grantee, 'MEMBER')
+	  FROM pg_class c, pg_roles r, LATERAL aclexplode(c.relacl) a
+	 WHERE r.oid = $1 AND NOT r.rolsuper
+	   AND a.privilege_type = 'TRUNCATE' AND a.grantee <> c.relowner
+	   AND (a.grantee = 0 OR pg_has_role($1, a.grantee, 'MEMBER'))
 $$;
 
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA agent_guard FROM PUBLIC;
