@@ -8,7 +8,10 @@ OBJS = \
 	src/guard.o \
 	src/log_json.o \
 	src/policy.o \
-	src/sqlfuncs.o
+	src/queue.o \
+	src/shmem.o \
+	src/sqlfuncs.o \
+	src/writer.o
 
 EXTENSION = agent_guard
 DATA = agent_guard--1.0.sql

@@ -24,9 +24,12 @@ int			ag_breaker_window = 60;
 int			ag_log_statement = AG_LOG_STATEMENT_ON;
 bool		ag_audit_reads = false;
 int			ag_log_level = LOG;
+int			ag_queue_size = 1024;
 
 ProcessUtility_hook_type ag_prev_ProcessUtility = NULL;
 ExecutorStart_hook_type ag_prev_ExecutorStart = NULL;
+ExecutorRun_hook_type ag_prev_ExecutorRun = NULL;
+ExecutorFinish_hook_type ag_prev_ExecutorFinish = NULL;
 
 static const struct config_enum_entry log_statement_options[] = {
 	{"on", AG_LOG_STATEMENT_ON, false},
@@ -65,6 +68,7 @@ _PG_init(void)
 	if (IsBinaryUpgrade)
 		return;
 
+	ag_shmem_init();
 	ag_agents_init();
 	ag_policy_init();
 	ag_guard_init();
@@ -73,6 +77,10 @@ _PG_init(void)
 	ProcessUtility_hook = ag_ProcessUtility;
 	ag_prev_ExecutorStart = ExecutorStart_hook;
 	ExecutorStart_hook = ag_ExecutorStart;
+	ag_prev_ExecutorRun = ExecutorRun_hook;
+	ExecutorRun_hook = ag_ExecutorRun;
+	ag_prev_ExecutorFinish = ExecutorFinish_hook;
+	ExecutorFinish_hook = ag_ExecutorFinish;
 }
 
 static void
@@ -124,6 +132,12 @@ ag_define_settings(void)
 							 NULL, &ag_log_level, LOG, log_level_options,
 							 PGC_SUSET, 0,
 							 ag_check_enum_setting, NULL, NULL);
+
+	DefineCustomIntVariable("agent_guard.queue_size",
+							"Shared memory for records waiting to be stored by the writer.",
+							NULL, &ag_queue_size, 1024, 64, 1024 * 1024,
+							PGC_POSTMASTER, GUC_UNIT_KB,
+							NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("agent_guard");
 }

@@ -11,10 +11,14 @@
 
 #include "compat.h"
 
+#include "datatype/timestamp.h"
 #include "executor/executor.h"
 #include "lib/stringinfo.h"
 #include "nodes/parsenodes.h"
 #include "nodes/plannodes.h"
+#include "storage/condition_variable.h"
+#include "storage/latch.h"
+#include "storage/lwlock.h"
 #include "tcop/utility.h"
 #include "utils/guc.h"
 
@@ -39,9 +43,12 @@ extern int	ag_breaker_window;
 extern int	ag_log_statement;
 extern bool ag_audit_reads;
 extern int	ag_log_level;
+extern int	ag_queue_size;
 
 extern ProcessUtility_hook_type ag_prev_ProcessUtility;
 extern ExecutorStart_hook_type ag_prev_ExecutorStart;
+extern ExecutorRun_hook_type ag_prev_ExecutorRun;
+extern ExecutorFinish_hook_type ag_prev_ExecutorFinish;
 
 /* ---------- commands.c: command vocabulary and groups ---------- */
 
@@ -133,6 +140,7 @@ extern void ag_invalidate_policies(void);
 /* ---------- guard.c: the hooks and the decision they apply ---------- */
 
 extern int	ag_nesting;			/* >0 while agent_guard runs its own SQL */
+extern int	ag_depth;			/* statement nesting: 0 at top level */
 
 extern void ag_guard_init(void);
 extern void ag_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
@@ -140,11 +148,103 @@ extern void ag_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 							  ParamListInfo params, QueryEnvironment *queryEnv,
 							  DestReceiver *dest, QueryCompletion *qc);
 extern void ag_ExecutorStart(QueryDesc *queryDesc, int eflags);
+extern void ag_ExecutorRun(AG_EXECUTOR_RUN_PARAMS);
+extern void ag_ExecutorFinish(QueryDesc *queryDesc);
 extern bool ag_check_bool_setting(bool *newval, void **extra, GucSource source);
 extern bool ag_check_int_setting(int *newval, void **extra, GucSource source);
 extern bool ag_check_enum_setting(int *newval, void **extra, GucSource source);
 extern void ag_decide_pair(const AgPair *pair, const Oid *agents, int n_agents,
 						   AgDecision *decision);
+
+/* ---------- shmem.c: the write queue in shared memory ---------- */
+
+typedef enum AgSlotState
+{
+	AG_SLOT_FREE = 0,
+	AG_SLOT_QUEUED,				/* waiting for the writer */
+	AG_SLOT_TAKEN,				/* the writer is storing it */
+	AG_SLOT_DONE,				/* committed; result holds the new id */
+	AG_SLOT_FAILED,				/* not stored; error says why */
+	AG_SLOT_ABANDONED			/* the backend stopped waiting */
+} AgSlotState;
+
+#define AG_SLOT_ERROR_LEN 256
+#define AG_MAX_WRITERS 32
+
+typedef struct AgSlot
+{
+	AgSlotState state;
+	Oid			dboid;
+	int			kind;
+	Size		offset;			/* record bytes in the arena */
+	Size		length;
+	int64		result;
+	char		error[AG_SLOT_ERROR_LEN];
+} AgSlot;
+
+/* One writer worker per database that has needed one. */
+typedef struct AgWriter
+{
+	Oid			dboid;
+	pid_t		pid;
+	Latch	   *latch;
+	bool		starting;
+	TimestampTz start_requested;
+} AgWriter;
+
+typedef struct AgShared
+{
+	LWLock	   *lock;
+	ConditionVariable done_cv;	/* a slot finished or was freed */
+	int			nslots;
+	Size		arena_size;
+	AgWriter	writers[AG_MAX_WRITERS];
+	AgSlot		slots[FLEXIBLE_ARRAY_MEMBER];
+	/* the arena follows */
+} AgShared;
+
+extern AgShared *ag_shared;
+
+extern void ag_shmem_init(void);
+extern char *ag_arena(void);
+extern bool ag_arena_alloc(Size length, Size *offset);
+
+/* ---------- writer.c: durable writes through the writer worker ---------- */
+
+typedef enum AgRecordKind
+{
+	AG_RECORD_REQUEST = 1,		/* a parked statement */
+	AG_RECORD_AUDIT,			/* an audit record */
+	AG_RECORD_CLAIM_RETRY		/* consume a one-retry approval */
+} AgRecordKind;
+
+#define AG_MAX_RECORD_FIELDS 24
+
+extern bool ag_write_record(AgRecordKind kind, const char *const *fields,
+							int nfields, int64 *result, char **error);
+extern PGDLLEXPORT void ag_writer_main(Datum main_arg);
+extern bool ag_am_writer;
+
+/* ---------- queue.c: parking, approval, rejection, replay ---------- */
+
+/* What the guard knows about the statement it is judging. */
+typedef struct AgStatement
+{
+	const char *text;			/* the statement judged */
+	const char *toplevel;		/* the statement the client sent */
+	ParamListInfo params;		/* its parameters (extended protocol) */
+	bool		nested;			/* judged inside a function, rule or trigger */
+	bool		needs_own_transaction;	/* cannot run inside a transaction block */
+	List	   *pairs;
+} AgStatement;
+
+extern bool ag_park(const AgStatement *stmt, const AgPair *pair,
+					const AgDecision *decision, const char *agent,
+					int64 *request_id, char **error);
+extern bool ag_claim_retry(const AgStatement *stmt, int64 *request_id);
+extern bool ag_replay_covers(const AgStatement *stmt, int depth, int64 *request_id);
+extern bool ag_needs_own_transaction(Node *parsetree);
+extern char *ag_text_array_literal(List *strings);
 
 /* ---------- log_json.c: the structured server-log line ---------- */
 
@@ -160,9 +260,11 @@ typedef struct AgEvent
 	int64		request_id;		/* 0 when none */
 	const char *actor;
 	const char *agent;
+	int64		seq;			/* audit_log row, 0 when not stored */
 } AgEvent;
 
 extern void ag_log_event(const AgEvent *event);
+extern bool ag_store_audit(const AgEvent *event, int64 *seq, char **error);
 extern char *ag_redact_statement(const char *statement);
 
 #endif							/* AGENT_GUARD_H */

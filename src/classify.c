@@ -107,6 +107,8 @@ ag_rangevar_name(RangeVar *rv, Oid *relid)
 	}
 	if (rv->schemaname)
 		return ag_qualified(rv->schemaname, rv->relname);
+	if (rv->relpersistence == RELPERSISTENCE_TEMP)
+		return ag_qualified("pg_temp", rv->relname);
 	return ag_qualified(ag_creation_schema(), rv->relname);
 }
 

@@ -23,4 +23,21 @@
 #define AG_MODULE_MAGIC PG_MODULE_MAGIC
 #endif
 
+/* 18 dropped ExecutorRun's execute_once argument. */
+#if PG_VERSION_NUM >= 180000
+#define AG_EXECUTOR_RUN_PARAMS QueryDesc *queryDesc, ScanDirection direction, uint64 count
+#define AG_EXECUTOR_RUN_ARGS queryDesc, direction, count
+#else
+#define AG_EXECUTOR_RUN_PARAMS QueryDesc *queryDesc, ScanDirection direction, uint64 count, \
+	bool execute_once
+#define AG_EXECUTOR_RUN_ARGS queryDesc, direction, count, execute_once
+#endif
+
+/* 17 replaced PGPROC.pgprocno by the process number of the backend. */
+#if PG_VERSION_NUM >= 170000
+#define AG_MY_PROC_NUMBER MyProcNumber
+#else
+#define AG_MY_PROC_NUMBER (MyProc->pgprocno)
+#endif
+
 #endif							/* AGENT_GUARD_COMPAT_H */

@@ -18,6 +18,7 @@
 #include "utils/lsyscache.h"
 
 int			ag_nesting = 0;
+int			ag_depth = 0;
 
 #define AG_SCHEMA_PREFIX "agent_guard."
 
@@ -200,7 +201,20 @@ ag_decision_name(AgAction action, bool enforced)
 	return "denied";
 }
 
-/* Raise the error an agent sees when a statement is refused. */
+/*
+ * Where agent_guard is not installed an agent may only read.  Besides
+ * refusing what we classify as a change, make the transaction read-only so
+ * PostgreSQL itself refuses writes hidden in functions (nextval(),
+ * lo_create(), row locks).
+ */
+static void
+ag_limit_to_reading(void)
+{
+	if (!ag_extension_present())
+		XactReadOnly = true;
+}
+
+/* Raise the error an agent sees when a statement is denied. */
 static void
 ag_refuse(const AgPair *pair, const AgDecision *decision, const char *agent)
 {
@@ -222,50 +236,62 @@ ag_refuse(const AgPair *pair, const AgDecision *decision, const char *agent)
 				 errhint("An administrator can allow it with agent_guard.set_policy('%s', '%s', 'allow').",
 						 pair->command, pair->object)));
 
-	switch (decision->action)
-	{
-		case AG_ACTION_REQUIRE_APPROVAL:
-			ereport(ERROR,
-					(errcode(AG_ERRCODE_APPROVAL_REQUIRED),
-					 errmsg("%s on %s requires approval for agent \"%s\"",
-							pair->command, pair->object, agent),
-					 errdetail("Policy %lld (%s on %s) requires a human approval.",
-							   (long long) decision->policy_id,
-							   decision->policy_command, decision->pattern),
-					 errhint("This version of agent_guard has no approval queue yet: ask an administrator to run the statement, or to change policy %lld with agent_guard.set_policy().",
-							 (long long) decision->policy_id)));
-			break;
-		case AG_ACTION_TRASH:
-			ereport(ERROR,
-					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-					 errmsg("%s on %s is not allowed for agent \"%s\"",
-							pair->command, pair->object, agent),
-					 errdetail("Policy %lld (%s on %s) sends dropped tables to the recycle bin, which this version of agent_guard does not have yet.",
-							   (long long) decision->policy_id,
-							   decision->policy_command, decision->pattern),
-					 errhint("Ask an administrator to drop the table, or to change policy %lld with agent_guard.set_policy().",
-							 (long long) decision->policy_id)));
-			break;
-		default:
-			ereport(ERROR,
-					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-					 errmsg("%s on %s is not allowed for agent \"%s\"",
-							pair->command, pair->object, agent),
-					 errdetail("Denied by agent_guard policy %lld (%s on %s).",
-							   (long long) decision->policy_id,
-							   decision->policy_command, decision->pattern),
-					 errhint("Ask an administrator to run the statement, or to change policy %lld with agent_guard.set_policy().",
-							 (long long) decision->policy_id)));
-			break;
-	}
+	if (decision->action == AG_ACTION_TRASH)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("%s on %s is not allowed for agent \"%s\"",
+						pair->command, pair->object, agent),
+				 errdetail("Policy %lld (%s on %s) sends dropped tables to the recycle bin, which this version of agent_guard does not have yet.",
+						   (long long) decision->policy_id,
+						   decision->policy_command, decision->pattern),
+				 errhint("Ask an administrator to drop the table, or to change policy %lld with agent_guard.set_policy().",
+						 (long long) decision->policy_id)));
+
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("%s on %s is not allowed for agent \"%s\"",
+					pair->command, pair->object, agent),
+			 errdetail("Denied by agent_guard policy %lld (%s on %s).",
+					   (long long) decision->policy_id,
+					   decision->policy_command, decision->pattern),
+			 errhint("Ask an administrator to run the statement, or to change policy %lld with agent_guard.set_policy().",
+					 (long long) decision->policy_id)));
+}
+
+/* Raise the error an agent sees when a statement waits for approval. */
+static void
+ag_refuse_parked(const AgPair *pair, const AgDecision *decision, const char *agent,
+				 bool stored, int64 request_id, const char *error)
+{
+	if (!stored)
+		ereport(ERROR,
+				(errcode(AG_ERRCODE_APPROVAL_REQUIRED),
+				 errmsg("%s on %s requires approval for agent \"%s\", but the request could not be stored",
+						pair->command, pair->object, agent),
+				 errdetail("Policy %lld (%s on %s) requires a human approval; no request was created: %s.",
+						   (long long) decision->policy_id,
+						   decision->policy_command, decision->pattern, error),
+				 errhint("Retry later, or ask an administrator to run the statement.")));
+
+	ereport(ERROR,
+			(errcode(AG_ERRCODE_APPROVAL_REQUIRED),
+			 errmsg("%s on %s requires approval for agent \"%s\"",
+					pair->command, pair->object, agent),
+			 errdetail("The statement was not run. It is request %lld, waiting for approval under policy %lld (%s on %s).",
+					   (long long) request_id, (long long) decision->policy_id,
+					   decision->policy_command, decision->pattern),
+			 errhint("An approver can run it with: SELECT agent_guard.approve_pending(%lld);",
+					 (long long) request_id)));
 }
 
 /*
  * Judge one statement: decide every pair, take the most restrictive
- * decision, log it unless it is an allowed read, and refuse when enforcing.
+ * decision, record it unless it is an allowed read, and refuse when
+ * enforcing.  Refusals are stored durably (through the writer) before the
+ * agent gets its error.
  */
 static void
-ag_judge(List *pairs, const char *statement)
+ag_judge(AgStatement *stmt)
 {
 	AgMode		mode = ag_session_mode();
 	int			n_agents;
@@ -277,12 +303,17 @@ ag_judge(List *pairs, const char *statement)
 	ListCell   *lc;
 	AgEvent		event;
 	char	   *agent;
+	int64		approved_request = 0;
 
-	if (pairs == NIL)
+	if (stmt->pairs == NIL)
+		return;
+
+	/* the statement an approver approved runs, if it is still the same */
+	if (ag_replay_covers(stmt, ag_depth, &approved_request))
 		return;
 
 	memset(&worst, 0, sizeof(worst));
-	foreach(lc, pairs)
+	foreach(lc, stmt->pairs)
 	{
 		AgPair	   *pair = lfirst(lc);
 		AgDecision	decision;
@@ -304,20 +335,95 @@ ag_judge(List *pairs, const char *statement)
 	/* built-in protections hold in monitor mode too */
 	enforced = (mode == AG_MODE_ENFORCE || worst.builtin);
 	agent = GetUserNameFromId(ag_session_agent(), true);
+	if (agent == NULL)
+		agent = "?";
 
 	memset(&event, 0, sizeof(event));
 	event.command = worst_pair->command;
-	event.objects = ag_pair_objects(pairs);
-	event.statement = statement;
+	event.objects = ag_pair_objects(stmt->pairs);
+	event.statement = stmt->text;
 	event.decision = ag_decision_name(worst.action, enforced);
 	event.policy_id = worst.policy_id;
 	event.reason = worst.reason;
 	event.rows = -1;
 	event.agent = agent;
-	ag_log_event(&event);
 
-	if (worst.action != AG_ACTION_ALLOW && enforced)
-		ag_refuse(worst_pair, &worst, agent ? agent : "?");
+	if (worst.action == AG_ACTION_ALLOW || !enforced)
+	{
+		ag_log_event(&event);
+		return;
+	}
+
+	if (worst.action == AG_ACTION_REQUIRE_APPROVAL)
+	{
+		int64		request_id = 0;
+		char	   *error = NULL;
+		bool		stored;
+
+		/* an approved one-retry request lets this statement through once */
+		if (stmt->needs_own_transaction && ag_claim_retry(stmt, &request_id))
+		{
+			event.decision = "executed";
+			event.request_id = request_id;
+			event.reason = psprintf("approved request %lld, run once on retry",
+									(long long) request_id);
+			ag_log_event(&event);
+			return;
+		}
+		stored = ag_park(stmt, worst_pair, &worst, agent, &request_id, &error);
+		event.request_id = request_id;
+		if (!stored)
+			event.reason = psprintf("%s; the request could not be stored: %s",
+									worst.reason, error);
+		ag_log_event(&event);
+		ag_refuse_parked(worst_pair, &worst, agent, stored, request_id, error);
+	}
+	else
+	{
+		char	   *error = NULL;
+
+		if (!ag_store_audit(&event, &event.seq, &error))
+			ereport(LOG,
+					(errmsg("agent_guard could not store the audit record of a refusal: %s", error),
+					 errhidestmt(true)));
+		ag_log_event(&event);
+		ag_refuse(worst_pair, &worst, agent);
+	}
+}
+
+/*
+ * What the client sent: remembered when a statement starts at top level, so
+ * that a statement judged inside a function can be parked as the one the
+ * agent actually sent.
+ */
+static const char *toplevel_source = NULL;
+static int	toplevel_location = 0;
+static int	toplevel_length = 0;
+static ParamListInfo toplevel_params = NULL;
+
+static inline void
+ag_note_toplevel(const char *source, int location, int length, ParamListInfo params)
+{
+	if (ag_depth == 0)
+	{
+		toplevel_source = source;
+		toplevel_location = location;
+		toplevel_length = length;
+		toplevel_params = params;
+	}
+}
+
+static void
+ag_prepare_statement(AgStatement *stmt, List *pairs, const char *source,
+					 int location, int length)
+{
+	stmt->pairs = pairs;
+	stmt->text = ag_statement_text(source, location, length);
+	stmt->nested = ag_depth > 0;
+	stmt->toplevel = stmt->nested && toplevel_source ?
+		ag_statement_text(toplevel_source, toplevel_location, toplevel_length) : stmt->text;
+	stmt->params = stmt->nested ? toplevel_params : NULL;
+	stmt->needs_own_transaction = false;
 }
 
 void
@@ -326,40 +432,100 @@ ag_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 				  ParamListInfo params, QueryEnvironment *queryEnv,
 				  DestReceiver *dest, QueryCompletion *qc)
 {
+	ag_note_toplevel(queryString, pstmt->stmt_location, pstmt->stmt_len, params);
 	if (ag_guard_applies())
 	{
-		List	   *pairs = ag_classify_utility(pstmt->utilityStmt);
+		AgStatement stmt;
 
-		if (pairs != NIL)
-			ag_judge(pairs, ag_statement_text(queryString, pstmt->stmt_location,
-											  pstmt->stmt_len));
+		ag_limit_to_reading();
+		ag_prepare_statement(&stmt, ag_classify_utility(pstmt->utilityStmt),
+							 queryString, pstmt->stmt_location, pstmt->stmt_len);
+		if (!stmt.nested)
+			stmt.params = params;
+		stmt.needs_own_transaction = ag_needs_own_transaction(pstmt->utilityStmt);
+		ag_judge(&stmt);
 	}
 
-	if (ag_prev_ProcessUtility)
-		ag_prev_ProcessUtility(pstmt, queryString, readOnlyTree, context,
-							   params, queryEnv, dest, qc);
-	else
-		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
-								params, queryEnv, dest, qc);
+	/* EXECUTE of a prepared statement is no nesting: its plan is what the client sent */
+	if (!IsA(pstmt->utilityStmt, ExecuteStmt))
+		ag_depth++;
+	PG_TRY();
+	{
+		if (ag_prev_ProcessUtility)
+			ag_prev_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+								   params, queryEnv, dest, qc);
+		else
+			standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+									params, queryEnv, dest, qc);
+	}
+	PG_FINALLY();
+	{
+		if (!IsA(pstmt->utilityStmt, ExecuteStmt))
+			ag_depth--;
+	}
+	PG_END_TRY();
 }
 
 void
 ag_ExecutorStart(QueryDesc *queryDesc, int eflags)
 {
+	ag_note_toplevel(queryDesc->sourceText, queryDesc->plannedstmt->stmt_location,
+					 queryDesc->plannedstmt->stmt_len, queryDesc->params);
 	/* EXPLAIN without ANALYZE runs nothing */
 	if (!(eflags & EXEC_FLAG_EXPLAIN_ONLY) && ag_guard_applies())
 	{
 		PlannedStmt *pstmt = queryDesc->plannedstmt;
+		AgStatement stmt;
 
-		ag_judge(ag_classify_plan(pstmt),
-				 ag_statement_text(queryDesc->sourceText, pstmt->stmt_location,
-								   pstmt->stmt_len));
+		ag_limit_to_reading();
+		ag_prepare_statement(&stmt, ag_classify_plan(pstmt), queryDesc->sourceText,
+							 pstmt->stmt_location, pstmt->stmt_len);
+		if (!stmt.nested)
+			stmt.params = queryDesc->params;
+		ag_judge(&stmt);
 	}
 
 	if (ag_prev_ExecutorStart)
 		ag_prev_ExecutorStart(queryDesc, eflags);
 	else
 		standard_ExecutorStart(queryDesc, eflags);
+}
+
+/* ExecutorRun and ExecutorFinish only track how deep statements nest. */
+void
+ag_ExecutorRun(AG_EXECUTOR_RUN_PARAMS)
+{
+	ag_depth++;
+	PG_TRY();
+	{
+		if (ag_prev_ExecutorRun)
+			ag_prev_ExecutorRun(AG_EXECUTOR_RUN_ARGS);
+		else
+			standard_ExecutorRun(AG_EXECUTOR_RUN_ARGS);
+	}
+	PG_FINALLY();
+	{
+		ag_depth--;
+	}
+	PG_END_TRY();
+}
+
+void
+ag_ExecutorFinish(QueryDesc *queryDesc)
+{
+	ag_depth++;
+	PG_TRY();
+	{
+		if (ag_prev_ExecutorFinish)
+			ag_prev_ExecutorFinish(queryDesc);
+		else
+			standard_ExecutorFinish(queryDesc);
+	}
+	PG_FINALLY();
+	{
+		ag_depth--;
+	}
+	PG_END_TRY();
 }
 
 /*

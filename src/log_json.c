@@ -72,6 +72,7 @@ ag_log_event(const AgEvent *event)
 	appendStringInfoChar(&buf, '{');
 	ag_json_field(&buf, "ts", timestamptz_to_str(GetCurrentTimestamp()));
 	ag_json_field(&buf, "database", get_database_name(MyDatabaseId));
+	ag_json_int(&buf, "seq", event->seq, event->seq != 0);
 	ag_json_int(&buf, "pid", MyProcPid, true);
 	ag_json_field(&buf, "session_user", GetUserNameFromId(GetSessionUserId(), true));
 	ag_json_field(&buf, "current_user", GetUserNameFromId(GetUserId(), true));
@@ -103,6 +104,50 @@ ag_log_event(const AgEvent *event)
 			 errhidestmt(true),
 			 errhidecontext(true)));
 	pfree(buf.data);
+}
+
+/*
+ * Store the audit record of a decision durably, through the writer, before
+ * the agent hears of it.  Returns false with *error when it was not stored.
+ */
+bool
+ag_store_audit(const AgEvent *event, int64 *seq, char **error)
+{
+	const char *fields[18];
+	List	   *objects = NIL;
+	ListCell   *lc;
+	FullTransactionId fxid = GetTopFullTransactionIdIfAny();
+
+	*seq = 0;
+	if (!ag_extension_present())
+	{
+		*error = pstrdup("agent_guard is not installed in this database");
+		return false;
+	}
+	foreach(lc, event->objects)
+		objects = lappend(objects, strVal(lfirst(lc)));
+
+	fields[0] = timestamptz_to_str(GetCurrentTimestamp());
+	fields[1] = get_database_name(MyDatabaseId);
+	fields[2] = psprintf("%d", MyProcPid);
+	fields[3] = GetUserNameFromId(GetSessionUserId(), true);
+	fields[4] = GetUserNameFromId(GetUserId(), true);
+	fields[5] = event->agent;
+	fields[6] = application_name;
+	fields[7] = MyProcPort && MyProcPort->remote_host ? MyProcPort->remote_host : NULL;
+	fields[8] = event->command;
+	fields[9] = ag_text_array_literal(objects);
+	fields[10] = ag_logged_statement(event->statement);
+	fields[11] = event->decision;
+	fields[12] = event->policy_id ? psprintf("%lld", (long long) event->policy_id) : NULL;
+	fields[13] = event->reason;
+	fields[14] = event->rows >= 0 ? psprintf("%lld", (long long) event->rows) : NULL;
+	fields[15] = event->request_id ? psprintf("%lld", (long long) event->request_id) : NULL;
+	fields[16] = event->actor;
+	fields[17] = FullTransactionIdIsValid(fxid) ?
+		psprintf(UINT64_FORMAT, U64FromFullTransactionId(fxid)) : NULL;
+
+	return ag_write_record(AG_RECORD_AUDIT, fields, lengthof(fields), seq, error);
 }
 
 /*

@@ -1,0 +1,576 @@
+/*-------------------------------------------------------------------------
+ *
+ * writer.c
+ *	  Durable writes that must survive the agent's transaction: parked
+ *	  requests and refusal records are handed to a writer worker of the
+ *	  backend's database, which commits them in its own transaction and
+ *	  acknowledges; the backend waits up to agent_guard.write_timeout.
+ *
+ * One writer per database is started on first need as a dynamic
+ * background worker and restarted by the postmaster if it dies.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "agent_guard.h"
+
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/proc.h"
+#include "tcop/tcopprot.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+bool		ag_am_writer = false;
+
+/* The statement that stores each kind of record; every parameter is text. */
+static const char *const record_sql[] = {
+	[AG_RECORD_REQUEST] =
+	"WITH r AS ("
+	" INSERT INTO agent_guard.requests (\"session_user\", \"current_user\", agent,"
+	"  application_name, client_addr, command, objects, statement, nested_statement,"
+	"  search_path, policy_id, approvals_required, param_types, param_values,"
+	"  expires_at, needs_retry, reason, relation_oids)"
+	" VALUES ($1, $2, $3::pg_catalog.regrole, $4, $5, $6, $7::pg_catalog.text[], $8, $9,"
+	"  $10, $11::pg_catalog.int8, $12::pg_catalog.int4, $13::pg_catalog.oid[],"
+	"  $14::pg_catalog.text[],"
+	"  pg_catalog.now() OPERATOR(pg_catalog.+) pg_catalog.make_interval(secs => $15::pg_catalog.float8),"
+	"  $16::pg_catalog.bool, $17, $21::pg_catalog.oid[])"
+	" RETURNING *),"
+	" a AS ("
+	" INSERT INTO agent_guard.audit_log (pid, \"session_user\", \"current_user\", agent,"
+	"  application_name, client_addr, command, objects, statement, decision, policy_id,"
+	"  reason, request_id, xid)"
+	" SELECT $19::pg_catalog.int4, r.\"session_user\", r.\"current_user\", r.agent::pg_catalog.text,"
+	"  r.application_name, r.client_addr, r.command, r.objects, $18, 'parked', r.policy_id,"
+	"  r.reason, r.id, $20::pg_catalog.xid8 FROM r)"
+	" SELECT r.id, pg_catalog.pg_notify('agent_guard_pending',"
+	"  pg_catalog.json_build_object('id', r.id, 'agent', r.agent::pg_catalog.text,"
+	"   'command', r.command, 'objects', r.objects)::pg_catalog.text)"
+	" FROM r",
+	[AG_RECORD_AUDIT] =
+	"INSERT INTO agent_guard.audit_log (ts, database, pid, \"session_user\", \"current_user\","
+	"  agent, application_name, client_addr, command, objects, statement, decision,"
+	"  policy_id, reason, rows, request_id, actor, xid)"
+	" VALUES ($1::pg_catalog.timestamptz, $2, $3::pg_catalog.int4, $4, $5, $6, $7, $8, $9,"
+	"  $10::pg_catalog.text[], $11, $12, $13::pg_catalog.int8, $14, $15::pg_catalog.int8,"
+	"  $16::pg_catalog.int8, $17, $18::pg_catalog.xid8)"
+	" RETURNING seq",
+	[AG_RECORD_CLAIM_RETRY] =
+	"UPDATE agent_guard.requests SET status = 'executed', decided_at = pg_catalog.now()"
+	" WHERE id OPERATOR(pg_catalog.=) $1::pg_catalog.int8 AND status OPERATOR(pg_catalog.=) 'approved'"
+	"  AND needs_retry AND retry_until OPERATOR(pg_catalog.>) pg_catalog.now()"
+	" RETURNING id",
+};
+
+/* ---------- record encoding: nfields, then (length, bytes) each; -1 is NULL ---------- */
+
+static void
+ag_encode_record(StringInfo buf, const char *const *fields, int nfields)
+{
+	int			i;
+
+	appendBinaryStringInfo(buf, (char *) &nfields, sizeof(int32));
+	for (i = 0; i < nfields; i++)
+	{
+		int32		len = fields[i] ? (int32) strlen(fields[i]) : -1;
+
+		appendBinaryStringInfo(buf, (char *) &len, sizeof(int32));
+		if (len > 0)
+			appendBinaryStringInfo(buf, fields[i], len);
+	}
+}
+
+static int
+ag_decode_record(const char *data, Datum *values, char *nulls)
+{
+	int32		nfields;
+	int			i;
+
+	memcpy(&nfields, data, sizeof(int32));
+	data += sizeof(int32);
+	for (i = 0; i < nfields && i < AG_MAX_RECORD_FIELDS; i++)
+	{
+		int32		len;
+
+		memcpy(&len, data, sizeof(int32));
+		data += sizeof(int32);
+		if (len < 0)
+		{
+			values[i] = (Datum) 0;
+			nulls[i] = 'n';
+			continue;
+		}
+		values[i] = PointerGetDatum(cstring_to_text_with_len(data, len));
+		nulls[i] = ' ';
+		data += len;
+	}
+	return nfields;
+}
+
+/* ---------- backend side ---------- */
+
+static bool
+ag_writer_alive(AgWriter *writer)
+{
+	return writer->pid != 0 && kill(writer->pid, 0) == 0;
+}
+
+/*
+ * Wake the writer of this database, starting one if there is none.
+ * Returns false with *error set when no writer can be had.
+ */
+static bool
+ag_wake_writer(Oid dboid, char **error)
+{
+	AgWriter   *writer = NULL;
+	AgWriter   *free_writer = NULL;
+	Latch	   *latch = NULL;
+	BackgroundWorker worker;
+	int			i;
+
+	LWLockAcquire(ag_shared->lock, LW_EXCLUSIVE);
+	for (i = 0; i < AG_MAX_WRITERS; i++)
+	{
+		if (ag_shared->writers[i].dboid == dboid)
+			writer = &ag_shared->writers[i];
+		else if (ag_shared->writers[i].dboid == InvalidOid && free_writer == NULL)
+			free_writer = &ag_shared->writers[i];
+	}
+	if (writer && writer->latch && ag_writer_alive(writer))
+	{
+		latch = writer->latch;
+		LWLockRelease(ag_shared->lock);
+		SetLatch(latch);
+		return true;
+	}
+	if (writer && writer->starting &&
+		!TimestampDifferenceExceeds(writer->start_requested, GetCurrentTimestamp(), 10000))
+	{
+		LWLockRelease(ag_shared->lock);
+		return true;
+	}
+	if (writer == NULL)
+		writer = free_writer;
+	if (writer == NULL)
+	{
+		LWLockRelease(ag_shared->lock);
+		*error = psprintf("no agent_guard writer slot is free (at most %d databases)", AG_MAX_WRITERS);
+		return false;
+	}
+	writer->dboid = dboid;
+	writer->pid = 0;
+	writer->latch = NULL;
+	writer->starting = true;
+	writer->start_requested = GetCurrentTimestamp();
+	LWLockRelease(ag_shared->lock);
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = 1;
+	strlcpy(worker.bgw_library_name, "agent_guard", BGW_MAXLEN);
+	strlcpy(worker.bgw_function_name, "ag_writer_main", BGW_MAXLEN);
+	snprintf(worker.bgw_name, BGW_MAXLEN, "agent_guard writer for database %u", dboid);
+	strlcpy(worker.bgw_type, "agent_guard writer", BGW_MAXLEN);
+	worker.bgw_main_arg = ObjectIdGetDatum(dboid);
+	worker.bgw_notify_pid = 0;
+	if (!RegisterDynamicBackgroundWorker(&worker, NULL))
+	{
+		LWLockAcquire(ag_shared->lock, LW_EXCLUSIVE);
+		writer->starting = false;
+		writer->dboid = InvalidOid;
+		LWLockRelease(ag_shared->lock);
+		*error = pstrdup("could not start the agent_guard writer (max_worker_processes reached)");
+		return false;
+	}
+	return true;
+}
+
+/*
+ * Store one record durably through the writer and wait for its commit.
+ * Returns true with *result (the new row's id) once it is committed;
+ * false with *error when it was not stored within agent_guard.write_timeout
+ * (or cannot be stored at all, as on a standby).  Never reports a record
+ * as stored unless the writer committed it.
+ */
+bool
+ag_write_record(AgRecordKind kind, const char *const *fields, int nfields,
+				int64 *result, char **error)
+{
+	StringInfoData buf;
+	AgSlot	   *slot;
+	int			procno = AG_MY_PROC_NUMBER;
+	TimestampTz deadline;
+	bool		stored = false;
+
+	*result = 0;
+	*error = NULL;
+	if (ag_shared == NULL || RecoveryInProgress())
+	{
+		*error = pstrdup("the server is in recovery, so nothing can be stored");
+		return false;
+	}
+	if (procno < 0 || procno >= ag_shared->nslots)
+	{
+		*error = pstrdup("this process has no agent_guard queue slot");
+		return false;
+	}
+
+	initStringInfo(&buf);
+	ag_encode_record(&buf, fields, nfields);
+	if ((Size) buf.len > ag_shared->arena_size)
+	{
+		*error = psprintf("the record of %d bytes is larger than agent_guard.queue_size", buf.len);
+		return false;
+	}
+
+	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), ag_write_timeout);
+	slot = &ag_shared->slots[procno];
+
+	/* enqueue, waiting for arena space if need be */
+	ConditionVariablePrepareToSleep(&ag_shared->done_cv);
+	for (;;)
+	{
+		Size		offset;
+		long		remaining;
+
+		LWLockAcquire(ag_shared->lock, LW_EXCLUSIVE);
+		if (slot->state == AG_SLOT_FREE && ag_arena_alloc(buf.len, &offset))
+		{
+			memcpy(ag_arena() + offset, buf.data, buf.len);
+			slot->dboid = MyDatabaseId;
+			slot->kind = kind;
+			slot->offset = offset;
+			slot->length = buf.len;
+			slot->result = 0;
+			slot->error[0] = '\0';
+			slot->state = AG_SLOT_QUEUED;
+			LWLockRelease(ag_shared->lock);
+			break;
+		}
+		LWLockRelease(ag_shared->lock);
+		remaining = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
+		if (remaining <= 0)
+		{
+			ConditionVariableCancelSleep();
+			*error = pstrdup("the agent_guard write queue stayed full");
+			return false;
+		}
+		ConditionVariableTimedSleep(&ag_shared->done_cv, Min(remaining, 100), PG_WAIT_EXTENSION);
+	}
+
+	if (!ag_wake_writer(MyDatabaseId, error))
+	{
+		LWLockAcquire(ag_shared->lock, LW_EXCLUSIVE);
+		if (slot->state == AG_SLOT_QUEUED)
+			slot->state = AG_SLOT_FREE;
+		else
+			slot->state = AG_SLOT_ABANDONED;
+		LWLockRelease(ag_shared->lock);
+		ConditionVariableCancelSleep();
+		return false;
+	}
+
+	/* wait for the commit acknowledgement */
+	for (;;)
+	{
+		long		remaining;
+		AgSlotState state;
+
+		LWLockAcquire(ag_shared->lock, LW_EXCLUSIVE);
+		state = slot->state;
+		if (state == AG_SLOT_DONE || state == AG_SLOT_FAILED)
+		{
+			stored = (state == AG_SLOT_DONE);
+			*result = slot->result;
+			if (!stored)
+				*error = pstrdup(slot->error);
+			slot->state = AG_SLOT_FREE;
+			slot->length = 0;
+			LWLockRelease(ag_shared->lock);
+			ConditionVariableBroadcast(&ag_shared->done_cv);
+			break;
+		}
+		remaining = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
+		if (remaining <= 0)
+		{
+			/* a queued record is withdrawn; one being written is left to the writer */
+			slot->state = (state == AG_SLOT_QUEUED) ? AG_SLOT_FREE : AG_SLOT_ABANDONED;
+			LWLockRelease(ag_shared->lock);
+			*error = psprintf("the agent_guard writer did not confirm within agent_guard.write_timeout (%d ms)",
+							  ag_write_timeout);
+			break;
+		}
+		LWLockRelease(ag_shared->lock);
+		/* short sleeps: a writer that was just started has no latch to set us by */
+		if (ConditionVariableTimedSleep(&ag_shared->done_cv, Min(remaining, 1000),
+										PG_WAIT_EXTENSION))
+			(void) ag_wake_writer(MyDatabaseId, error);
+	}
+	ConditionVariableCancelSleep();
+	if (stored)
+		*error = NULL;
+	return stored;
+}
+
+/* ---------- the writer worker ---------- */
+
+static AgWriter *my_writer = NULL;
+
+static void
+ag_writer_detach(int code, Datum arg)
+{
+	if (my_writer == NULL)
+		return;
+	LWLockAcquire(ag_shared->lock, LW_EXCLUSIVE);
+	if (my_writer->pid == MyProcPid)
+	{
+		my_writer->pid = 0;
+		my_writer->latch = NULL;
+		my_writer->starting = false;
+	}
+	LWLockRelease(ag_shared->lock);
+}
+
+/* Claim this database's writer entry, or leave if another writer has it. */
+static void
+ag_writer_attach(Oid dboid)
+{
+	int			i;
+	AgWriter   *writer = NULL;
+
+	LWLockAcquire(ag_shared->lock, LW_EXCLUSIVE);
+	for (i = 0; i < AG_MAX_WRITERS && writer == NULL; i++)
+		if (ag_shared->writers[i].dboid == dboid)
+			writer = &ag_shared->writers[i];
+	for (i = 0; i < AG_MAX_WRITERS && writer == NULL; i++)
+		if (ag_shared->writers[i].dboid == InvalidOid)
+			writer = &ag_shared->writers[i];
+	if (writer == NULL ||
+		(writer->pid != 0 && writer->pid != MyProcPid && ag_writer_alive(writer)))
+	{
+		LWLockRelease(ag_shared->lock);
+		proc_exit(0);
+	}
+	writer->dboid = dboid;
+	writer->pid = MyProcPid;
+	writer->latch = MyLatch;
+	writer->starting = false;
+	my_writer = writer;
+
+	/* what a dead predecessor was storing was rolled back with it: queue it again */
+	for (i = 0; i < ag_shared->nslots; i++)
+	{
+		AgSlot	   *slot = &ag_shared->slots[i];
+
+		if (slot->dboid == dboid && slot->state == AG_SLOT_TAKEN)
+			slot->state = AG_SLOT_QUEUED;
+		else if (slot->dboid == dboid && slot->state == AG_SLOT_ABANDONED)
+			slot->state = AG_SLOT_FREE;
+	}
+	LWLockRelease(ag_shared->lock);
+	before_shmem_exit(ag_writer_detach, (Datum) 0);
+}
+
+/* Store one record inside the current transaction; returns the new id. */
+static int64
+ag_store_record(int kind, const char *data)
+{
+	Datum		values[AG_MAX_RECORD_FIELDS];
+	char		nulls[AG_MAX_RECORD_FIELDS];
+	Oid			argtypes[AG_MAX_RECORD_FIELDS];
+	int			nfields;
+	int			i;
+	int			ret;
+	bool		isnull;
+	Datum		id;
+
+	if (kind < AG_RECORD_REQUEST || kind > AG_RECORD_CLAIM_RETRY)
+		elog(ERROR, "unknown agent_guard record kind %d", kind);
+	nfields = ag_decode_record(data, values, nulls);
+	for (i = 0; i < nfields; i++)
+		argtypes[i] = TEXTOID;
+	ret = SPI_execute_with_args(record_sql[kind], nfields, argtypes, values, nulls, false, 0);
+	if (ret < 0)
+		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(ret));
+	if (SPI_processed != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_NO_DATA_FOUND),
+				 errmsg("the record was not stored")));
+	id = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	return isnull ? 0 : DatumGetInt64(id);
+}
+
+/*
+ * Store a batch in one transaction, each record in a subtransaction so
+ * one bad record fails alone; acknowledge only after the commit.
+ */
+static void
+ag_writer_store_batch(int *batch, int n)
+{
+	int64	   *results = palloc0(sizeof(int64) * n);
+	char	  **errors = palloc0(sizeof(char *) * n);
+	MemoryContext batch_context = CurrentMemoryContext;
+	ResourceOwner batch_owner;
+	int			i;
+	bool		committed = false;
+
+	PG_TRY();
+	{
+		SetCurrentStatementStartTimestamp();
+		StartTransactionCommand();
+		PushActiveSnapshot(GetTransactionSnapshot());
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		batch_owner = CurrentResourceOwner;
+		if (!ag_extension_present())
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("agent_guard is not installed in this database")));
+
+		for (i = 0; i < n; i++)
+		{
+			AgSlot	   *slot = &ag_shared->slots[batch[i]];
+			MemoryContext txn_context = CurrentMemoryContext;
+
+			BeginInternalSubTransaction(NULL);
+			MemoryContextSwitchTo(txn_context);
+			PG_TRY();
+			{
+				results[i] = ag_store_record(slot->kind, ag_arena() + slot->offset);
+				ReleaseCurrentSubTransaction();
+				MemoryContextSwitchTo(txn_context);
+				CurrentResourceOwner = batch_owner;
+			}
+			PG_CATCH();
+			{
+				ErrorData  *edata;
+
+				MemoryContextSwitchTo(batch_context);
+				edata = CopyErrorData();
+				FlushErrorState();
+				RollbackAndReleaseCurrentSubTransaction();
+				MemoryContextSwitchTo(txn_context);
+				CurrentResourceOwner = batch_owner;
+				errors[i] = edata->message;
+			}
+			PG_END_TRY();
+		}
+
+		SPI_finish();
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+		committed = true;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(batch_context);
+		edata = CopyErrorData();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		for (i = 0; i < n; i++)
+			errors[i] = edata->message;
+		EmitErrorReport();
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(batch_context);
+
+	LWLockAcquire(ag_shared->lock, LW_EXCLUSIVE);
+	for (i = 0; i < n; i++)
+	{
+		AgSlot	   *slot = &ag_shared->slots[batch[i]];
+
+		if (slot->state == AG_SLOT_ABANDONED)
+		{
+			slot->state = AG_SLOT_FREE;
+			slot->length = 0;
+			continue;
+		}
+		if (committed && errors[i] == NULL)
+		{
+			slot->result = results[i];
+			slot->state = AG_SLOT_DONE;
+		}
+		else
+		{
+			strlcpy(slot->error, errors[i] ? errors[i] : "not stored", AG_SLOT_ERROR_LEN);
+			slot->state = AG_SLOT_FAILED;
+		}
+	}
+	LWLockRelease(ag_shared->lock);
+	ConditionVariableBroadcast(&ag_shared->done_cv);
+}
+
+/* Entry point of a writer worker; its argument is the database OID. */
+void
+ag_writer_main(Datum main_arg)
+{
+	Oid			dboid = DatumGetObjectId(main_arg);
+	MemoryContext loop_context;
+	int		   *batch;
+
+	pqsignal(SIGTERM, die);
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	BackgroundWorkerUnblockSignals();
+
+	ag_am_writer = true;
+	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
+	pgstat_report_appname("agent_guard writer");
+	ag_writer_attach(dboid);
+
+	loop_context = AllocSetContextCreate(TopMemoryContext, "agent_guard writer",
+										 ALLOCSET_DEFAULT_SIZES);
+	batch = MemoryContextAlloc(TopMemoryContext, sizeof(int) * ag_shared->nslots);
+
+	for (;;)
+	{
+		int			n = 0;
+		int			i;
+
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+
+		LWLockAcquire(ag_shared->lock, LW_EXCLUSIVE);
+		for (i = 0; i < ag_shared->nslots; i++)
+		{
+			AgSlot	   *slot = &ag_shared->slots[i];
+
+			if (slot->state == AG_SLOT_QUEUED && slot->dboid == dboid)
+			{
+				slot->state = AG_SLOT_TAKEN;
+				batch[n++] = i;
+			}
+		}
+		LWLockRelease(ag_shared->lock);
+
+		if (n > 0)
+		{
+			MemoryContext old = MemoryContextSwitchTo(loop_context);
+
+			pgstat_report_activity(STATE_RUNNING, "storing agent_guard records");
+			ag_writer_store_batch(batch, n);
+			pgstat_report_activity(STATE_IDLE, NULL);
+			MemoryContextSwitchTo(old);
+			MemoryContextReset(loop_context);
+			continue;
+		}
+
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 10000L, PG_WAIT_EXTENSION);
+	}
+}
