@@ -30,6 +30,7 @@ ProcessUtility_hook_type ag_prev_ProcessUtility = NULL;
 ExecutorStart_hook_type ag_prev_ExecutorStart = NULL;
 ExecutorRun_hook_type ag_prev_ExecutorRun = NULL;
 ExecutorFinish_hook_type ag_prev_ExecutorFinish = NULL;
+planner_hook_type ag_prev_planner = NULL;
 
 static const struct config_enum_entry log_statement_options[] = {
 	{"on", AG_LOG_STATEMENT_ON, false},
@@ -81,6 +82,8 @@ _PG_init(void)
 	ExecutorRun_hook = ag_ExecutorRun;
 	ag_prev_ExecutorFinish = ExecutorFinish_hook;
 	ExecutorFinish_hook = ag_ExecutorFinish;
+	ag_prev_planner = planner_hook;
+	planner_hook = ag_planner;
 }
 
 static void
@@ -94,43 +97,43 @@ ag_define_settings(void)
 	DefineCustomIntVariable("agent_guard.approval_ttl",
 							"Time a parked request may wait for approval.",
 							NULL, &ag_approval_ttl, 86400, 1, INT_MAX,
-							PGC_SUSET, GUC_UNIT_S,
+							PGC_SUSET, GUC_UNIT_S | GUC_NO_RESET_ALL,
 							ag_check_int_setting, NULL, NULL);
 	DefineCustomIntVariable("agent_guard.retry_window",
 							"Time an agent has to retry a statement approved for one retry.",
 							NULL, &ag_retry_window, 600, 1, INT_MAX,
-							PGC_SUSET, GUC_UNIT_S,
+							PGC_SUSET, GUC_UNIT_S | GUC_NO_RESET_ALL,
 							ag_check_int_setting, NULL, NULL);
 	DefineCustomIntVariable("agent_guard.write_timeout",
 							"Time to wait for a refusal record to be stored before refusing without it.",
 							NULL, &ag_write_timeout, 5000, 1, 600000,
-							PGC_SUSET, GUC_UNIT_MS,
+							PGC_SUSET, GUC_UNIT_MS | GUC_NO_RESET_ALL,
 							ag_check_int_setting, NULL, NULL);
 	DefineCustomIntVariable("agent_guard.breaker_threshold",
 							"Number of refusals within breaker_window that trips an agent's circuit breaker.",
 							NULL, &ag_breaker_threshold, 20, 1, INT_MAX,
-							PGC_SUSET, 0,
+							PGC_SUSET, GUC_NO_RESET_ALL,
 							ag_check_int_setting, NULL, NULL);
 	DefineCustomIntVariable("agent_guard.breaker_window",
 							"Time window over which refusals are counted for the circuit breaker.",
 							NULL, &ag_breaker_window, 60, 1, INT_MAX,
-							PGC_SUSET, GUC_UNIT_S,
+							PGC_SUSET, GUC_UNIT_S | GUC_NO_RESET_ALL,
 							ag_check_int_setting, NULL, NULL);
 	DefineCustomEnumVariable("agent_guard.log_statement",
 							 "How statement text appears in agent_guard records: on, off or redacted.",
 							 NULL, &ag_log_statement, AG_LOG_STATEMENT_ON,
 							 log_statement_options,
-							 PGC_SUSET, 0,
+							 PGC_SUSET, GUC_NO_RESET_ALL,
 							 ag_check_enum_setting, NULL, NULL);
 	DefineCustomBoolVariable("agent_guard.audit_reads",
 							 "Records allowed reads by agents as well as changes.",
 							 NULL, &ag_audit_reads, false,
-							 PGC_SUSET, 0,
+							 PGC_SUSET, GUC_NO_RESET_ALL,
 							 ag_check_bool_setting, NULL, NULL);
 	DefineCustomEnumVariable("agent_guard.log_level",
 							 "Server-log level of agent_guard's JSON decision lines.",
 							 NULL, &ag_log_level, LOG, log_level_options,
-							 PGC_SUSET, 0,
+							 PGC_SUSET, GUC_NO_RESET_ALL,
 							 ag_check_enum_setting, NULL, NULL);
 
 	DefineCustomIntVariable("agent_guard.queue_size",

@@ -16,6 +16,7 @@
 #include "lib/stringinfo.h"
 #include "nodes/parsenodes.h"
 #include "nodes/plannodes.h"
+#include "optimizer/planner.h"
 #include "storage/condition_variable.h"
 #include "storage/latch.h"
 #include "storage/lwlock.h"
@@ -49,6 +50,7 @@ extern ProcessUtility_hook_type ag_prev_ProcessUtility;
 extern ExecutorStart_hook_type ag_prev_ExecutorStart;
 extern ExecutorRun_hook_type ag_prev_ExecutorRun;
 extern ExecutorFinish_hook_type ag_prev_ExecutorFinish;
+extern planner_hook_type ag_prev_planner;
 
 /* ---------- commands.c: command vocabulary and groups ---------- */
 
@@ -80,6 +82,7 @@ typedef struct AgPair
 
 extern List *ag_classify_utility(Node *parsetree);
 extern List *ag_classify_plan(PlannedStmt *pstmt);
+extern List *ag_classify_query_functions(Query *query);
 extern List *ag_add_pair(List *pairs, const char *command, char *object, Oid relid);
 
 /* ---------- agents.c: who is an agent ---------- */
@@ -150,6 +153,8 @@ extern void ag_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 extern void ag_ExecutorStart(QueryDesc *queryDesc, int eflags);
 extern void ag_ExecutorRun(AG_EXECUTOR_RUN_PARAMS);
 extern void ag_ExecutorFinish(QueryDesc *queryDesc);
+extern PlannedStmt *ag_planner(Query *parse, const char *query_string,
+							   int cursorOptions, ParamListInfo boundParams);
 extern bool ag_check_bool_setting(bool *newval, void **extra, GucSource source);
 extern bool ag_check_int_setting(int *newval, void **extra, GucSource source);
 extern bool ag_check_enum_setting(int *newval, void **extra, GucSource source);
@@ -245,6 +250,10 @@ extern bool ag_claim_retry(const AgStatement *stmt, int64 *request_id);
 extern bool ag_replay_covers(const AgStatement *stmt, int depth, int64 *request_id);
 extern bool ag_needs_own_transaction(Node *parsetree);
 extern char *ag_text_array_literal(List *strings);
+
+/* ---------- sqlfuncs.c: SQL-callable administration ---------- */
+
+extern void ag_require_not_agent(const char *function);
 
 /* ---------- log_json.c: the structured server-log line ---------- */
 

@@ -49,8 +49,9 @@ static uint64 agents_invalidations = 0;
  */
 static uint64 guard_generation = 1;
 
-/* The verdict for one (session user, current user) pair, reused until stale. */
+/* The verdict for one (session, outer, current user) triple, reused until stale. */
 static Oid	cached_session_user = InvalidOid;
+static Oid	cached_outer_user = InvalidOid;
 static Oid	cached_current_user = InvalidOid;
 static uint64 cached_generation = 0;
 static AgMode cached_mode = AG_MODE_NONE;
@@ -175,18 +176,22 @@ ag_role_belongs_to(Oid roleid, Oid agent)
 
 /*
  * The guard verdict for the current session: the strictest mode among the
- * agents that its session user or current user belongs to.  Cached per
- * user pair, so a non-agent pays two comparisons per statement.
+ * agents that its session user, its SET ROLE role or its current user
+ * belongs to (so a SECURITY DEFINER function called after SET ROLE is no
+ * way out).  Cached per user triple, so a non-agent pays three comparisons
+ * per statement.
  */
 AgMode
 ag_session_mode(void)
 {
 	Oid			session_user = GetSessionUserId();
+	Oid			outer_user = GetOuterUserId();
 	Oid			current_user = GetUserId();
 	int			i;
 
 	if (session_user == cached_session_user &&
 		current_user == cached_current_user &&
+		outer_user == cached_outer_user &&
 		cached_generation == guard_generation)
 		return cached_mode;
 
@@ -205,6 +210,7 @@ ag_session_mode(void)
 		Oid			agent = agents[i].roleid;
 
 		if ((OidIsValid(current_user) && ag_role_belongs_to(current_user, agent)) ||
+			(OidIsValid(outer_user) && ag_role_belongs_to(outer_user, agent)) ||
 			(OidIsValid(session_user) && ag_role_belongs_to(session_user, agent)))
 		{
 			cached_agent_set[cached_agent_set_len++] = agent;
@@ -217,6 +223,7 @@ ag_session_mode(void)
 	}
 
 	cached_session_user = session_user;
+	cached_outer_user = outer_user;
 	cached_current_user = current_user;
 	cached_generation = guard_generation;
 	return cached_mode;

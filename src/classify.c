@@ -21,10 +21,12 @@
 #include "catalog/namespace.h"
 #include "catalog/objectaddress.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_constraint.h"
 #include "catalog/pg_depend.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_rewrite.h"
 #include "catalog/pg_trigger.h"
+#include "catalog/pg_type.h"
 #include "commands/defrem.h"
 #include "commands/trigger.h"
 #include "miscadmin.h"
@@ -32,6 +34,7 @@
 #include "parser/parse_func.h"
 #include "parser/parse_type.h"
 #include "parser/parsetree.h"
+#include "rewrite/rewriteHandler.h"
 #include "rewrite/rewriteSupport.h"
 #include "tcop/cmdtag.h"
 #include "utils/acl.h"
@@ -39,6 +42,7 @@
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "utils/syscache.h"
 
 #define AG_UNKNOWN_OBJECT "(unknown)"
 #define AG_MAX_CASCADE_OBJECTS 1000
@@ -307,6 +311,10 @@ ag_add_cascade_dependents(List *pairs, const char *command, ObjectAddress object
 
 		if (dep->deptype != DEPENDENCY_NORMAL && dep->deptype != DEPENDENCY_AUTO)
 			continue;
+		/* a sequence owned by a column goes with its table anyway */
+		if (dep->deptype == DEPENDENCY_AUTO && dep->classid == RelationRelationId &&
+			get_rel_relkind(dep->objid) == RELKIND_SEQUENCE)
+			continue;
 		dependent = palloc(sizeof(ObjectAddress));
 		dependent->classId = dep->classid;
 		dependent->objectId = dep->objid;
@@ -315,6 +323,15 @@ ag_add_cascade_dependents(List *pairs, const char *command, ObjectAddress object
 	}
 	systable_endscan(scan);
 	table_close(depRel, AccessShareLock);
+
+	/* what uses a relation's row type (functions, columns) goes with it too */
+	if (object.classId == RelationRelationId && OidIsValid(get_rel_type_id(object.objectId)))
+	{
+		ObjectAddress rowtype;
+
+		ObjectAddressSet(rowtype, TypeRelationId, get_rel_type_id(object.objectId));
+		pairs = ag_add_cascade_dependents(pairs, command, rowtype, depth + 1);
+	}
 
 	foreach(lc, found)
 	{
@@ -329,9 +346,9 @@ ag_add_cascade_dependents(List *pairs, const char *command, ObjectAddress object
 		{
 			char		relkind = get_rel_relkind(dependent.objectId);
 
-			/* indexes and owned sequences go with their table anyway */
+			/* indexes go with their table anyway */
 			if (relkind == RELKIND_INDEX || relkind == RELKIND_PARTITIONED_INDEX ||
-				relkind == RELKIND_TOASTVALUE || relkind == RELKIND_SEQUENCE)
+				relkind == RELKIND_TOASTVALUE)
 				continue;
 			name = ag_relation_name(dependent.objectId);
 			relid = dependent.objectId;
@@ -724,7 +741,8 @@ ag_classify_utility(Node *parsetree)
 			return ag_classify_roles(((DropRoleStmt *) parsetree)->roles, tag);
 
 		case T_DropOwnedStmt:
-			return ag_classify_roles(((DropOwnedStmt *) parsetree)->roles, tag);
+			return ag_classify_roles(((DropOwnedStmt *) parsetree)->roles,
+									 ag_with_cascade(tag, ((DropOwnedStmt *) parsetree)->behavior));
 
 		case T_ReassignOwnedStmt:
 			return ag_classify_roles(((ReassignOwnedStmt *) parsetree)->roles, tag);
@@ -925,6 +943,7 @@ typedef struct AgPlanContext
 	List	   *pairs;
 	List	   *funcids;		/* functions called, when wanted */
 	bool		want_functions;
+	bool		writes;			/* a ModifyTable was seen */
 	Oid			guard_schema;	/* agent_guard's schema, always reported */
 } AgPlanContext;
 
@@ -948,6 +967,14 @@ ag_scans_everything(Plan *plan)
 			return plan->qual == NIL &&
 				((Result *) plan)->resconstantqual == NULL &&
 				plan->lefttree != NULL && ag_scans_everything(plan->lefttree);
+		case T_Material:
+			return plan->qual == NIL && ag_scans_everything(plan->lefttree);
+		case T_NestLoop:
+			/* DELETE ... USING t with no condition at all */
+			return plan->qual == NIL && ((Join *) plan)->joinqual == NIL &&
+				((NestLoop *) plan)->nestParams == NIL &&
+				ag_scans_everything(plan->lefttree) &&
+				ag_scans_everything(plan->righttree);
 		case T_Append:
 			{
 				Append	   *append = (Append *) plan;
@@ -979,7 +1006,10 @@ ag_note_function(AgPlanContext *context, Oid funcid, List *args)
 		{
 			char	   *setting = TextDatumGetCString(name->constvalue);
 
-			context->pairs = ag_add_pair(context->pairs, "SET", setting, InvalidOid);
+			context->pairs = ag_add_pair(context->pairs,
+										 pg_strcasecmp(setting, "session_replication_role") == 0 ?
+										 "SET SESSION_REPLICATION_ROLE" : "SET",
+										 setting, InvalidOid);
 		}
 	}
 
@@ -1056,6 +1086,90 @@ ag_walk_plan_list(List *plans, AgPlanContext *context)
 	return false;
 }
 
+/*
+ * Functions a statement calls without naming them: CHECK constraints of
+ * relations and domains, and column defaults.  Walked only when EXECUTE
+ * policies exist.
+ */
+static void
+ag_walk_check_constraints(AgPlanContext *context, Oid relid, Oid typid)
+{
+	Relation	conrel;
+	ScanKeyData key[2];
+	SysScanDesc scan;
+	HeapTuple	tuple;
+	List	   *exprs = NIL;
+	ListCell   *lc;
+
+	conrel = table_open(ConstraintRelationId, AccessShareLock);
+	ScanKeyInit(&key[0], Anum_pg_constraint_conrelid, BTEqualStrategyNumber,
+				F_OIDEQ, ObjectIdGetDatum(relid));
+	ScanKeyInit(&key[1], Anum_pg_constraint_contypid, BTEqualStrategyNumber,
+				F_OIDEQ, ObjectIdGetDatum(typid));
+	scan = systable_beginscan(conrel, ConstraintRelidTypidNameIndexId, true, NULL, 2, key);
+	while (HeapTupleIsValid(tuple = systable_getnext(scan)))
+	{
+		Form_pg_constraint con = (Form_pg_constraint) GETSTRUCT(tuple);
+		bool		isnull;
+		Datum		conbin;
+
+		if (con->contype != CONSTRAINT_CHECK)
+			continue;
+		conbin = heap_getattr(tuple, Anum_pg_constraint_conbin,
+							  RelationGetDescr(conrel), &isnull);
+		if (!isnull)
+			exprs = lappend(exprs, stringToNode(TextDatumGetCString(conbin)));
+	}
+	systable_endscan(scan);
+	table_close(conrel, AccessShareLock);
+
+	foreach(lc, exprs)
+		(void) ag_plan_walker(lfirst(lc), context);
+}
+
+static void
+ag_walk_domain(AgPlanContext *context, Oid typid)
+{
+	int			depth = 0;
+
+	while (OidIsValid(typid) && get_typtype(typid) == TYPTYPE_DOMAIN && depth++ < 32)
+	{
+		HeapTuple	tup = SearchSysCache1(TYPEOID, ObjectIdGetDatum(typid));
+		Oid			basetype;
+
+		if (!HeapTupleIsValid(tup))
+			return;
+		basetype = ((Form_pg_type) GETSTRUCT(tup))->typbasetype;
+		ReleaseSysCache(tup);
+		ag_walk_check_constraints(context, InvalidOid, typid);
+		typid = basetype;
+	}
+}
+
+static void
+ag_walk_relation_expressions(AgPlanContext *context, Oid relid)
+{
+	Relation	rel;
+	TupleDesc	desc;
+	int			i;
+
+	ag_walk_check_constraints(context, relid, InvalidOid);
+	rel = relation_open(relid, AccessShareLock);
+	desc = RelationGetDescr(rel);
+	for (i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute attr = TupleDescAttr(desc, i);
+		Node	   *def;
+
+		if (attr->attisdropped)
+			continue;
+		ag_walk_domain(context, attr->atttypid);
+		if (attr->atthasdef && (def = build_column_default(rel, attr->attnum)) != NULL)
+			(void) ag_plan_walker(def, context);
+	}
+	relation_close(rel, AccessShareLock);
+}
+
 static void
 ag_note_modify_table(ModifyTable *mt, AgPlanContext *context)
 {
@@ -1082,6 +1196,9 @@ ag_note_modify_table(ModifyTable *mt, AgPlanContext *context)
 	}
 	context->pairs = ag_add_pair(context->pairs, command,
 								 ag_relation_name(rte->relid), rte->relid);
+	context->writes = true;
+	if (context->want_functions)
+		ag_walk_relation_expressions(context, rte->relid);
 }
 
 /* Walk plan nodes and the expressions they hold. */
@@ -1113,6 +1230,12 @@ ag_plan_walker(Node *node, AgPlanContext *context)
 		case T_WindowFunc:
 			ag_note_function(context, ((WindowFunc *) node)->winfnoid, NIL);
 			break;
+		case T_CoerceToDomain:
+			if (context->want_functions)
+				ag_walk_domain(context, ((CoerceToDomain *) node)->resulttype);
+			break;
+		case T_Query:
+			return query_tree_walker((Query *) node, ag_plan_walker, (void *) context, 0);
 		default:
 			break;
 	}
@@ -1232,13 +1355,14 @@ ag_classify_plan(PlannedStmt *pstmt)
 	context.pairs = NIL;
 	context.funcids = NIL;
 	context.want_functions = ag_has_execute_policies();
+	context.writes = false;
 	context.guard_schema = ag_schema_oid();
 
 	ag_plan_walker((Node *) pstmt->planTree, &context);
 	foreach(lc, pstmt->subplans)
 		ag_plan_walker(lfirst(lc), &context);
 
-	writes = context.pairs != NIL;
+	writes = context.writes;
 	foreach(lc, pstmt->rtable)
 	{
 		RangeTblEntry *rte = lfirst(lc);
@@ -1251,6 +1375,32 @@ ag_classify_plan(PlannedStmt *pstmt)
 		context.pairs = ag_add_pair(context.pairs, "SELECT",
 									ag_relation_name(rte->relid), rte->relid);
 	}
+
+	foreach(lc, context.funcids)
+		context.pairs = ag_add_pair(context.pairs, "EXECUTE",
+									ag_function_name(lfirst_oid(lc)), InvalidOid);
+	return context.pairs;
+}
+
+/*
+ * EXECUTE pairs for the functions a query calls, taken before planning:
+ * the planner inlines SQL functions and runs immutable ones on constants,
+ * so the plan no longer shows them, and they would already have run.
+ */
+List *
+ag_classify_query_functions(Query *query)
+{
+	AgPlanContext context;
+	ListCell   *lc;
+
+	context.pstmt = NULL;
+	context.pairs = NIL;
+	context.funcids = NIL;
+	context.want_functions = ag_has_execute_policies();
+	context.writes = false;
+	context.guard_schema = ag_schema_oid();
+
+	(void) query_tree_walker(query, ag_plan_walker, (void *) &context, 0);
 
 	foreach(lc, context.funcids)
 		context.pairs = ag_add_pair(context.pairs, "EXECUTE",

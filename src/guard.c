@@ -491,6 +491,27 @@ ag_ExecutorStart(QueryDesc *queryDesc, int eflags)
 		standard_ExecutorStart(queryDesc, eflags);
 }
 
+/*
+ * Before planning: judge the functions the query calls, while the query
+ * still shows them (see ag_classify_query_functions).
+ */
+PlannedStmt *
+ag_planner(Query *parse, const char *query_string, int cursorOptions,
+		   ParamListInfo boundParams)
+{
+	if (ag_guard_applies())
+	{
+		AgStatement stmt;
+
+		ag_prepare_statement(&stmt, ag_classify_query_functions(parse), query_string,
+							 parse->stmt_location, parse->stmt_len);
+		ag_judge(&stmt);
+	}
+	if (ag_prev_planner)
+		return ag_prev_planner(parse, query_string, cursorOptions, boundParams);
+	return standard_planner(parse, query_string, cursorOptions, boundParams);
+}
+
 /* ExecutorRun and ExecutorFinish only track how deep statements nest. */
 void
 ag_ExecutorRun(AG_EXECUTOR_RUN_PARAMS)
@@ -544,6 +565,8 @@ ag_setting_change_allowed(GucSource source)
 		return true;
 	GUC_check_errcode(ERRCODE_INSUFFICIENT_PRIVILEGE);
 	GUC_check_errmsg("agents may not change agent_guard settings");
+	GUC_check_errdetail("agent_guard refuses this whatever the policies say.");
+	GUC_check_errhint("Change agent_guard settings as a role that is not an agent.");
 	return false;
 }
 

@@ -459,7 +459,8 @@ static const char *const group_policy_names[] = {
  * The policy decision for one pair: the most specific matching policy
  * (agent-specific over all agents, exact command over group, exact pattern
  * over wildcard over "*"), the most restrictive among equals, the lowest
- * id among identical ones.  No matching policy means deny.
+ * id among identical ones.  No matching policy means deny, except for
+ * session commands (SET, RESET, transaction control, function calls).
  */
 void
 ag_policy_decide(const AgPair *pair, const Oid *agents, int n_agents, AgDecision *decision)
@@ -488,6 +489,13 @@ ag_policy_decide(const AgPair *pair, const Oid *agents, int n_agents, AgDecision
 	decision->approvals_required = 1;
 	if (best == NULL)
 	{
+		/* SET, RESET and transaction control are never worth a lockout */
+		if (groups & AG_GROUP_SESSION)
+		{
+			decision->action = AG_ACTION_ALLOW;
+			decision->reason = "no policy matches a session command";
+			return;
+		}
 		decision->action = AG_ACTION_DENY;
 		decision->reason = "no policy matches";
 		return;

@@ -345,6 +345,9 @@ ag_replay_covers(const AgStatement *stmt, int depth, int64 *request_id)
 		return false;
 
 	ag_changed_objects(stmt->pairs, &objects, &relids);
+	/* reads and function calls around it are judged as usual */
+	if (objects == NIL)
+		return false;
 	foreach(lc, stmt->pairs)
 		if (strcmp(((AgPair *) lfirst(lc))->command, replay.command) == 0)
 			command_seen = true;
@@ -731,16 +734,6 @@ ag_request_id_argument(FunctionCallInfo fcinfo)
 	return PG_GETARG_INT64(0);
 }
 
-static void
-ag_require_human(const char *function)
-{
-	if (ag_caller_is_agent())
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("agents may not call %s", function),
-				 errdetail("agent_guard refuses administration and approval functions to agent sessions, whatever has been granted.")));
-}
-
 /* approve_pending(request_id bigint, note text DEFAULT NULL) RETURNS text */
 Datum
 ag_approve_pending(PG_FUNCTION_ARGS)
@@ -755,7 +748,7 @@ ag_approve_pending(PG_FUNCTION_ARGS)
 	char		nulls[3] = "   ";
 	bool		isnull;
 
-	ag_require_human("agent_guard.approve_pending()");
+	ag_require_not_agent("agent_guard.approve_pending()");
 	id = ag_request_id_argument(fcinfo);
 	approver = ag_approver_name();
 
@@ -838,7 +831,7 @@ ag_reject_pending(PG_FUNCTION_ARGS)
 	AgRequest	request;
 	char	   *reason;
 
-	ag_require_human("agent_guard.reject_pending()");
+	ag_require_not_agent("agent_guard.reject_pending()");
 	id = ag_request_id_argument(fcinfo);
 	reason = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
 

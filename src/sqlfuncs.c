@@ -38,14 +38,15 @@ PG_FUNCTION_INFO_V1(ag_policies_changed);
 #define AG_MAX_APPROVALS 10
 
 /* Administration is for humans: refuse agents whatever they were granted. */
-static void
+void
 ag_require_not_agent(const char *function)
 {
 	if (ag_caller_is_agent())
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("agents may not call %s", function),
-				 errdetail("agent_guard refuses administration and approval functions to agent sessions, whatever has been granted.")));
+				 errdetail("agent_guard refuses administration and approval functions to agent sessions, whatever has been granted."),
+				 errhint("Call it as a role that is not an agent.")));
 }
 
 static void
@@ -425,8 +426,20 @@ ag_evaluate(PG_FUNCTION_ARGS)
 			if (query->commandType == CMD_UTILITY)
 				pairs = ag_classify_utility(query->utilityStmt);
 			else
+			{
+				/* as the guard does: functions before planning, the rest from the plan */
+				List	   *functions = ag_classify_query_functions(query);
+				ListCell   *fc;
+
 				pairs = ag_classify_plan(pg_plan_query(query, statement,
 													   CURSOR_OPT_PARALLEL_OK, NULL));
+				foreach(fc, functions)
+				{
+					AgPair	   *pair = lfirst(fc);
+
+					pairs = ag_add_pair(pairs, pair->command, pair->object, pair->relid);
+				}
+			}
 			foreach(pc, pairs)
 			{
 				AgPair	   *pair = lfirst(pc);
