@@ -78,6 +78,7 @@ typedef struct AgPair
 	const char *command;		/* canonical command name */
 	char	   *object;			/* schema-qualified object name */
 	Oid			relid;			/* relation OID when object is a relation */
+	Oid			funcid;			/* function OID for EXECUTE pairs */
 } AgPair;
 
 extern List *ag_classify_utility(Node *parsetree);

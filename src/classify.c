@@ -232,6 +232,7 @@ ag_add_pair(List *pairs, const char *command, char *object, Oid relid)
 	pair->command = command;
 	pair->object = object;
 	pair->relid = relid;
+	pair->funcid = InvalidOid;
 	return lappend(pairs, pair);
 }
 
@@ -935,6 +936,30 @@ ag_classify_utility(Node *parsetree)
 	}
 }
 
+/* EXECUTE pairs for the functions called, each with its OID. */
+static List *
+ag_add_function_pairs(List *pairs, List *funcids)
+{
+	ListCell   *lc;
+
+	foreach(lc, funcids)
+	{
+		int			before = list_length(pairs);
+
+		pairs = ag_add_pair(pairs, "EXECUTE", ag_function_name(lfirst_oid(lc)), InvalidOid);
+		if (list_length(pairs) > before)
+			((AgPair *) llast(pairs))->funcid = lfirst_oid(lc);
+	}
+	return pairs;
+}
+
+/* Function calls are wanted for EXECUTE policies, and where reads only are allowed. */
+static bool
+ag_want_functions(void)
+{
+	return !ag_extension_present() || ag_has_execute_policies();
+}
+
 /* ---------- plans ---------- */
 
 typedef struct AgPlanContext
@@ -1354,7 +1379,7 @@ ag_classify_plan(PlannedStmt *pstmt)
 	context.pstmt = pstmt;
 	context.pairs = NIL;
 	context.funcids = NIL;
-	context.want_functions = ag_has_execute_policies();
+	context.want_functions = ag_want_functions();
 	context.writes = false;
 	context.guard_schema = ag_schema_oid();
 
@@ -1376,10 +1401,7 @@ ag_classify_plan(PlannedStmt *pstmt)
 									ag_relation_name(rte->relid), rte->relid);
 	}
 
-	foreach(lc, context.funcids)
-		context.pairs = ag_add_pair(context.pairs, "EXECUTE",
-									ag_function_name(lfirst_oid(lc)), InvalidOid);
-	return context.pairs;
+	return ag_add_function_pairs(context.pairs, context.funcids);
 }
 
 /*
@@ -1391,19 +1413,15 @@ List *
 ag_classify_query_functions(Query *query)
 {
 	AgPlanContext context;
-	ListCell   *lc;
 
 	context.pstmt = NULL;
 	context.pairs = NIL;
 	context.funcids = NIL;
-	context.want_functions = ag_has_execute_policies();
+	context.want_functions = ag_want_functions();
 	context.writes = false;
 	context.guard_schema = ag_schema_oid();
 
 	(void) query_tree_walker(query, ag_plan_walker, (void *) &context, 0);
 
-	foreach(lc, context.funcids)
-		context.pairs = ag_add_pair(context.pairs, "EXECUTE",
-									ag_function_name(lfirst_oid(lc)), InvalidOid);
-	return context.pairs;
+	return ag_add_function_pairs(context.pairs, context.funcids);
 }

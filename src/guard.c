@@ -15,6 +15,8 @@
 #include "tcop/tcopprot.h"
 #include "utils/acl.h"
 #include "utils/inval.h"
+#include "catalog/pg_namespace.h"
+#include "catalog/pg_proc.h"
 #include "utils/lsyscache.h"
 
 int			ag_nesting = 0;
@@ -122,6 +124,26 @@ ag_builtin_decide(const AgPair *pair, AgDecision *decision)
 	return true;
 }
 
+/* Volatile built-in functions that change nothing an agent could abuse. */
+static bool
+ag_harmless_volatile(Oid funcid)
+{
+	static const char *const harmless[] = {
+		"set_config", "random", "gen_random_uuid", "clock_timestamp", "timeofday",
+		"statement_timestamp", "pg_sleep", "setseed", NULL
+	};
+	const char *const *name;
+	char	   *funcname;
+
+	if (get_func_namespace(funcid) != PG_CATALOG_NAMESPACE)
+		return false;
+	funcname = get_func_name(funcid);
+	for (name = harmless; *name; name++)
+		if (funcname && strcmp(funcname, *name) == 0)
+			return true;
+	return false;
+}
+
 /*
  * The decision for one pair: built-in protections, then (where the
  * extension is not installed) read-only, then the policies.
@@ -133,6 +155,13 @@ ag_decide_pair(const AgPair *pair, const Oid *agents, int n_agents, AgDecision *
 		return;
 	if (!ag_extension_present())
 	{
+		/* a volatile function may write; the few harmless ones are let through */
+		if (OidIsValid(pair->funcid) && func_volatile(pair->funcid) == PROVOLATILE_VOLATILE &&
+			!ag_harmless_volatile(pair->funcid))
+		{
+			ag_builtin_deny(decision, "agent_guard is not installed in this database, so agents are limited to reading and may not call volatile functions");
+			return;
+		}
 		if (ag_command_groups(pair->command) & (AG_GROUP_READ | AG_GROUP_SESSION))
 		{
 			memset(decision, 0, sizeof(AgDecision));
