@@ -276,5 +276,6 @@ typedef struct AgEvent
 extern void ag_log_event(const AgEvent *event);
 extern bool ag_store_audit(const AgEvent *event, int64 *seq, char **error);
 extern char *ag_redact_statement(const char *statement);
+extern char *ag_prepared_query(const char *statement);
 
 #endif							/* AGENT_GUARD_H */

@@ -194,6 +194,8 @@ ag_statement_text(const char *source, int location, int length)
 		location++;
 		length--;
 	}
+	while (length > 0 && isspace((unsigned char) source[location + length - 1]))
+		length--;
 	return pnstrdup(source + location, length);
 }
 
@@ -446,11 +448,23 @@ static void
 ag_prepare_statement(AgStatement *stmt, List *pairs, const char *source,
 					 int location, int length)
 {
+	char	   *prepared;
+
 	stmt->pairs = pairs;
 	stmt->text = ag_statement_text(source, location, length);
+	/* EXECUTE of a prepared statement: judge and park its query */
+	if (pg_strncasecmp(stmt->text, "prepare", 7) == 0 &&
+		(prepared = ag_prepared_query(stmt->text)) != NULL)
+		stmt->text = prepared;
 	stmt->nested = ag_depth > 0;
-	stmt->toplevel = stmt->nested && toplevel_source ?
-		ag_statement_text(toplevel_source, toplevel_location, toplevel_length) : stmt->text;
+	stmt->toplevel = stmt->text;
+	if (stmt->nested && toplevel_source)
+	{
+		stmt->toplevel = ag_statement_text(toplevel_source, toplevel_location, toplevel_length);
+		if (pg_strncasecmp(stmt->toplevel, "prepare", 7) == 0 &&
+			(prepared = ag_prepared_query(stmt->toplevel)) != NULL)
+			stmt->toplevel = prepared;
+	}
 	stmt->params = stmt->nested ? toplevel_params : NULL;
 	stmt->needs_own_transaction = false;
 }

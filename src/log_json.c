@@ -200,3 +200,56 @@ ag_redact_statement(const char *statement)
 	PG_END_TRY();
 	return buf.data;
 }
+
+/*
+ * The query of a PREPARE statement ("PREPARE name [(types)] AS query"), or
+ * NULL if the text is not one.  A prepared statement's plan carries the
+ * whole PREPARE text; what a request must store and replay is the query.
+ */
+char *
+ag_prepared_query(const char *statement)
+{
+	char	   *query = NULL;
+	MemoryContext oldcontext = CurrentMemoryContext;
+
+	PG_TRY();
+	{
+		core_yyscan_t yyscanner;
+		core_yy_extra_type yyextra;
+		core_YYSTYPE yylval;
+		YYLTYPE		yylloc;
+		int			token;
+		int			depth = 0;
+
+		yyscanner = scanner_init(statement, &yyextra, &ScanKeywords, ScanKeywordTokens);
+		token = core_yylex(&yylval, &yylloc, yyscanner);
+		if (token == PREPARE)
+		{
+			while ((token = core_yylex(&yylval, &yylloc, yyscanner)) != 0)
+			{
+				if (token == '(')
+					depth++;
+				else if (token == ')')
+					depth--;
+				else if (token == AS && depth == 0)
+				{
+					const char *rest = statement + yylloc + 2;
+
+					while (isspace((unsigned char) *rest))
+						rest++;
+					query = pstrdup(rest);
+					break;
+				}
+			}
+		}
+		scanner_finish(yyscanner);
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(oldcontext);
+		FlushErrorState();
+		query = NULL;
+	}
+	PG_END_TRY();
+	return query;
+}
