@@ -574,9 +574,9 @@ static void
 ag_set_status(const AgRequest *request, const char *status, const char *reason,
 			  int64 rows, const char *error, bool retry)
 {
-	Oid			argtypes[6] = {INT8OID, TEXTOID, TEXTOID, INT8OID, TEXTOID, TEXTOID};
-	Datum		values[6];
-	char		nulls[6] = "      ";
+	Oid			argtypes[7] = {INT8OID, TEXTOID, TEXTOID, INT8OID, TEXTOID, TEXTOID, FLOAT8OID};
+	Datum		values[7];
+	char		nulls[7] = "       ";
 
 	values[0] = Int64GetDatum(request->id);
 	values[1] = CStringGetTextDatum(status);
@@ -592,18 +592,19 @@ ag_set_status(const AgRequest *request, const char *status, const char *reason,
 		values[5] = CStringGetTextDatum(reason);
 	else
 		nulls[5] = 'n';
+	values[6] = Float8GetDatum((double) ag_retry_window);
 	if (SPI_execute_with_args(retry ?
 							  "UPDATE agent_guard.requests SET status = $2, decided_by = $3,"
 							  " decided_at = pg_catalog.now(), rows = $4, error = $5,"
 							  " reason = COALESCE($6, reason),"
 							  " retry_until = pg_catalog.now() OPERATOR(pg_catalog.+)"
-							  "  pg_catalog.make_interval(secs => pg_catalog.current_setting('agent_guard.retry_window')::pg_catalog.float8)"
+							  "  pg_catalog.make_interval(secs => $7)"
 							  " WHERE id OPERATOR(pg_catalog.=) $1" :
 							  "UPDATE agent_guard.requests SET status = $2, decided_by = $3,"
 							  " decided_at = pg_catalog.now(), rows = $4, error = $5,"
 							  " reason = COALESCE($6, reason)"
-							  " WHERE id OPERATOR(pg_catalog.=) $1",
-							  6, argtypes, values, nulls, false, 0) != SPI_OK_UPDATE)
+							  " WHERE id OPERATOR(pg_catalog.=) $1 AND $7 IS NOT NULL",
+							  7, argtypes, values, nulls, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "could not update request %lld", (long long) request->id);
 }
 
