@@ -10,6 +10,7 @@
 
 #include "access/parallel.h"
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "miscadmin.h"
 #include "storage/proc.h"
 #include "tcop/tcopprot.h"
@@ -413,7 +414,9 @@ ag_judge(AgStatement *stmt)
 	{
 		char	   *error = NULL;
 
-		if (!ag_store_audit(&event, &event.seq, &error))
+		/* no audit table here, or a standby: the log line is the record */
+		if (ag_extension_present() && !RecoveryInProgress() &&
+			!ag_store_audit(&event, &event.seq, &error))
 			ereport(LOG,
 					(errmsg("agent_guard could not store the audit record of a refusal: %s", error),
 					 errhidestmt(true)));
