@@ -182,6 +182,7 @@ typedef struct AgSlot
 	AgSlotState state;
 	Oid			dboid;
 	int			kind;
+	bool		async;			/* nobody waits: the writer frees the slot */
 	Size		offset;			/* record bytes in the arena */
 	Size		length;
 	int64		result;
@@ -228,6 +229,8 @@ typedef enum AgRecordKind
 
 extern bool ag_write_record(AgRecordKind kind, const char *const *fields,
 							int nfields, int64 *result, char **error);
+extern bool ag_send_record(AgRecordKind kind, const char *const *fields,
+						   int nfields, char **error);
 extern PGDLLEXPORT void ag_writer_main(Datum main_arg);
 extern bool ag_am_writer;
 
@@ -270,11 +273,15 @@ typedef struct AgEvent
 	int64		request_id;		/* 0 when none */
 	const char *actor;
 	const char *agent;
+	const char *session_user;	/* NULL: this session's */
+	const char *current_user;	/* NULL: this session's */
 	int64		seq;			/* audit_log row, 0 when not stored */
 } AgEvent;
 
 extern void ag_log_event(const AgEvent *event);
 extern bool ag_store_audit(const AgEvent *event, int64 *seq, char **error);
+extern void ag_record_event(AgEvent *event, bool durable);
+extern void ag_record_at_commit(const AgEvent *event);
 extern char *ag_redact_statement(const char *statement);
 extern char *ag_prepared_query(const char *statement);
 

@@ -382,7 +382,7 @@ ag_judge(AgStatement *stmt)
 
 	if (worst.action == AG_ACTION_ALLOW || !enforced)
 	{
-		ag_log_event(&event);
+		ag_record_event(&event, false);
 		return;
 	}
 
@@ -399,28 +399,25 @@ ag_judge(AgStatement *stmt)
 			event.request_id = request_id;
 			event.reason = psprintf("approved request %lld, run once on retry",
 									(long long) request_id);
-			ag_log_event(&event);
+			ag_record_event(&event, false);
 			return;
 		}
 		stored = ag_park(stmt, worst_pair, &worst, agent, &request_id, &error);
-		event.request_id = request_id;
+		/* a stored request comes with its audit row, logged by the writer */
 		if (!stored)
+		{
 			event.reason = psprintf("%s; the request could not be stored: %s",
 									worst.reason, error);
-		ag_log_event(&event);
+			ereport(LOG,
+					(errmsg("agent_guard could not store an approval request: %s", error),
+					 errhidestmt(true)));
+			ag_log_event(&event);
+		}
 		ag_refuse_parked(worst_pair, &worst, agent, stored, request_id, error);
 	}
 	else
 	{
-		char	   *error = NULL;
-
-		/* no audit table here, or a standby: the log line is the record */
-		if (ag_extension_present() && !RecoveryInProgress() &&
-			!ag_store_audit(&event, &event.seq, &error))
-			ereport(LOG,
-					(errmsg("agent_guard could not store the audit record of a refusal: %s", error),
-					 errhidestmt(true)));
-		ag_log_event(&event);
+		ag_record_event(&event, true);
 		ag_refuse(worst_pair, &worst, agent);
 	}
 }

@@ -533,41 +533,26 @@ ag_approver_name(void)
 	return GetUserNameFromId(GetSessionUserId(), false);
 }
 
-/* Record a decision in the audit trail, in the approver's transaction. */
+/* Record a decision about a request, when the approver's transaction commits. */
 static void
 ag_audit_decision(const AgRequest *request, const char *decision, const char *reason,
 				  int64 rows)
 {
-	Oid			argtypes[10] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTARRAYOID,
-	TEXTOID, TEXTOID, INT8OID, INT8OID, TEXTOID};
-	Datum		values[10];
-	char		nulls[10] = "          ";
+	AgEvent		event;
 
-	values[0] = CStringGetTextDatum(request->session_user);
-	values[1] = CStringGetTextDatum(request->current_user);
-	values[2] = CStringGetTextDatum(request->agent ? request->agent : "");
-	values[3] = CStringGetTextDatum(request->command);
-	values[4] = OidInputFunctionCall(F_ARRAY_IN,
-									 ag_text_array_literal(ag_string_values(request->objects)),
-									 TEXTOID, -1);
-	values[5] = CStringGetTextDatum(decision);
-	if (reason)
-		values[6] = CStringGetTextDatum(reason);
-	else
-		nulls[6] = 'n';
-	values[7] = Int64GetDatum(rows);
-	if (rows < 0)
-		nulls[7] = 'n';
-	values[8] = Int64GetDatum(request->id);
-	values[9] = CStringGetTextDatum(ag_approver_name());
-
-	if (SPI_execute_with_args("INSERT INTO agent_guard.audit_log (pid, \"session_user\","
-							  " \"current_user\", agent, command, objects, decision, reason, rows,"
-							  " request_id, actor, xid)"
-							  " VALUES (pg_catalog.pg_backend_pid(), $1, $2, $3, $4, $5, $6, $7, $8,"
-							  "  $9, $10, pg_catalog.pg_current_xact_id())",
-							  10, argtypes, values, nulls, false, 0) != SPI_OK_INSERT)
-		elog(ERROR, "could not record the decision");
+	memset(&event, 0, sizeof(event));
+	event.command = request->command;
+	event.objects = request->objects;
+	event.statement = request->statement;
+	event.decision = decision;
+	event.reason = reason;
+	event.rows = rows;
+	event.request_id = request->id;
+	event.actor = ag_approver_name();
+	event.agent = request->agent;
+	event.session_user = request->session_user;
+	event.current_user = request->current_user;
+	ag_record_at_commit(&event);
 }
 
 static void

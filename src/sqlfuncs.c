@@ -99,7 +99,7 @@ ag_log_change(const char *command, const char *object, const char *reason,
 	event.reason = reason;
 	event.rows = -1;
 	event.actor = GetUserNameFromId(GetSessionUserId(), true);
-	ag_log_event(&event);
+	ag_record_at_commit(&event);
 }
 
 /* Warn about each risky attribute of a new agent (agent_posture()). */

@@ -50,8 +50,10 @@ static const char *const record_sql[] = {
 	"  reason, request_id, xid)"
 	" SELECT $19::pg_catalog.int4, r.\"session_user\", r.\"current_user\", r.agent::pg_catalog.text,"
 	"  r.application_name, r.client_addr, r.command, r.objects, $18, 'parked', r.policy_id,"
-	"  r.reason, r.id, $20::pg_catalog.xid8 FROM r)"
-	" SELECT r.id, pg_catalog.pg_notify('agent_guard_pending',"
+	"  r.reason, r.id, $20::pg_catalog.xid8 FROM r"
+	" RETURNING *)"
+	" SELECT r.id, (SELECT pg_catalog.row_to_json(a)::pg_catalog.text FROM a),"
+	"  pg_catalog.pg_notify('agent_guard_pending',"
 	"  pg_catalog.json_build_object('id', r.id, 'agent', r.agent::pg_catalog.text,"
 	"   'command', r.command, 'objects', r.objects)::pg_catalog.text)"
 	" FROM r",
@@ -62,7 +64,7 @@ static const char *const record_sql[] = {
 	" VALUES ($1::pg_catalog.timestamptz, $2, $3::pg_catalog.int4, $4, $5, $6, $7, $8, $9,"
 	"  $10::pg_catalog.text[], $11, $12, $13::pg_catalog.int8, $14, $15::pg_catalog.int8,"
 	"  $16::pg_catalog.int8, $17, $18::pg_catalog.xid8)"
-	" RETURNING seq",
+	" RETURNING seq, pg_catalog.row_to_json(audit_log.*)::pg_catalog.text",
 	[AG_RECORD_CLAIM_RETRY] =
 	"UPDATE agent_guard.requests SET status = 'executed', decided_at = pg_catalog.now()"
 	" WHERE id OPERATOR(pg_catalog.=) $1::pg_catalog.int8 AND status OPERATOR(pg_catalog.=) 'approved'"
@@ -195,24 +197,18 @@ ag_wake_writer(Oid dboid, char **error)
 }
 
 /*
- * Store one record durably through the writer and wait for its commit.
- * Returns true with *result (the new row's id) once it is committed;
- * false with *error when it was not stored within agent_guard.write_timeout
- * (or cannot be stored at all, as on a standby).  Never reports a record
- * as stored unless the writer committed it.
+ * Put a record in this backend's slot, waiting (until deadline) for the
+ * slot to be free and for arena space.  Returns false with *error if it
+ * could not be queued.
  */
-bool
-ag_write_record(AgRecordKind kind, const char *const *fields, int nfields,
-				int64 *result, char **error)
+static bool
+ag_enqueue(AgRecordKind kind, const char *const *fields, int nfields, bool async,
+		   TimestampTz deadline, char **error)
 {
 	StringInfoData buf;
 	AgSlot	   *slot;
 	int			procno = AG_MY_PROC_NUMBER;
-	TimestampTz deadline;
-	bool		stored = false;
 
-	*result = 0;
-	*error = NULL;
 	if (ag_shared == NULL || RecoveryInProgress())
 	{
 		*error = pstrdup("the server is in recovery, so nothing can be stored");
@@ -223,7 +219,6 @@ ag_write_record(AgRecordKind kind, const char *const *fields, int nfields,
 		*error = pstrdup("this process has no agent_guard queue slot");
 		return false;
 	}
-
 	initStringInfo(&buf);
 	ag_encode_record(&buf, fields, nfields);
 	if ((Size) buf.len > ag_shared->arena_size)
@@ -232,10 +227,7 @@ ag_write_record(AgRecordKind kind, const char *const *fields, int nfields,
 		return false;
 	}
 
-	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), ag_write_timeout);
 	slot = &ag_shared->slots[procno];
-
-	/* enqueue, waiting for arena space if need be */
 	ConditionVariablePrepareToSleep(&ag_shared->done_cv);
 	for (;;)
 	{
@@ -248,6 +240,7 @@ ag_write_record(AgRecordKind kind, const char *const *fields, int nfields,
 			memcpy(ag_arena() + offset, buf.data, buf.len);
 			slot->dboid = MyDatabaseId;
 			slot->kind = kind;
+			slot->async = async;
 			slot->offset = offset;
 			slot->length = buf.len;
 			slot->result = 0;
@@ -264,8 +257,11 @@ ag_write_record(AgRecordKind kind, const char *const *fields, int nfields,
 			*error = pstrdup("the agent_guard write queue stayed full");
 			return false;
 		}
-		ConditionVariableTimedSleep(&ag_shared->done_cv, Min(remaining, 100), PG_WAIT_EXTENSION);
+		if (ConditionVariableTimedSleep(&ag_shared->done_cv, Min(remaining, 1000),
+										PG_WAIT_EXTENSION))
+			(void) ag_wake_writer(MyDatabaseId, error);
 	}
+	ConditionVariableCancelSleep();
 
 	if (!ag_wake_writer(MyDatabaseId, error))
 	{
@@ -275,11 +271,34 @@ ag_write_record(AgRecordKind kind, const char *const *fields, int nfields,
 		else
 			slot->state = AG_SLOT_ABANDONED;
 		LWLockRelease(ag_shared->lock);
-		ConditionVariableCancelSleep();
 		return false;
 	}
+	return true;
+}
+
+/*
+ * Store one record durably through the writer and wait for its commit.
+ * Returns true with *result (the new row's id) once it is committed;
+ * false with *error when it was not stored within agent_guard.write_timeout
+ * (or cannot be stored at all, as on a standby).  Never reports a record
+ * as stored unless the writer committed it.
+ */
+bool
+ag_write_record(AgRecordKind kind, const char *const *fields, int nfields,
+				int64 *result, char **error)
+{
+	AgSlot	   *slot;
+	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), ag_write_timeout);
+	bool		stored = false;
+
+	*result = 0;
+	*error = NULL;
+	if (!ag_enqueue(kind, fields, nfields, false, deadline, error))
+		return false;
+	slot = &ag_shared->slots[AG_MY_PROC_NUMBER];
 
 	/* wait for the commit acknowledgement */
+	ConditionVariablePrepareToSleep(&ag_shared->done_cv);
 	for (;;)
 	{
 		long		remaining;
@@ -319,6 +338,21 @@ ag_write_record(AgRecordKind kind, const char *const *fields, int nfields,
 	if (stored)
 		*error = NULL;
 	return stored;
+}
+
+/*
+ * Hand a record to the writer without waiting for it to be stored (for
+ * records whose loss must not stop the agent: allowed statements, monitor
+ * mode, decisions already committed).  Returns false with *error if it
+ * could not even be queued.
+ */
+bool
+ag_send_record(AgRecordKind kind, const char *const *fields, int nfields, char **error)
+{
+	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), ag_write_timeout);
+
+	*error = NULL;
+	return ag_enqueue(kind, fields, nfields, true, deadline, error);
 }
 
 /* ---------- the writer worker ---------- */
@@ -380,9 +414,12 @@ ag_writer_attach(Oid dboid)
 	before_shmem_exit(ag_writer_detach, (Datum) 0);
 }
 
-/* Store one record inside the current transaction; returns the new id. */
+/*
+ * Store one record inside the current transaction; returns the new id,
+ * and in *json the audit row it made (to be logged once committed).
+ */
 static int64
-ag_store_record(int kind, const char *data)
+ag_store_record(int kind, const char *data, char **json)
 {
 	Datum		values[AG_MAX_RECORD_FIELDS];
 	char		nulls[AG_MAX_RECORD_FIELDS];
@@ -406,6 +443,8 @@ ag_store_record(int kind, const char *data)
 				(errcode(ERRCODE_NO_DATA_FOUND),
 				 errmsg("the record was not stored")));
 	id = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	*json = SPI_tuptable->tupdesc->natts >= 2 ?
+		SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2) : NULL;
 	return isnull ? 0 : DatumGetInt64(id);
 }
 
@@ -418,6 +457,7 @@ ag_writer_store_batch(int *batch, int n)
 {
 	int64	   *results = palloc0(sizeof(int64) * n);
 	char	  **errors = palloc0(sizeof(char *) * n);
+	char	  **jsons = palloc0(sizeof(char *) * n);
 	MemoryContext batch_context = CurrentMemoryContext;
 	ResourceOwner batch_owner;
 	int			i;
@@ -445,7 +485,16 @@ ag_writer_store_batch(int *batch, int n)
 			MemoryContextSwitchTo(txn_context);
 			PG_TRY();
 			{
-				results[i] = ag_store_record(slot->kind, ag_arena() + slot->offset);
+				char	   *json = NULL;
+
+				results[i] = ag_store_record(slot->kind, ag_arena() + slot->offset, &json);
+				if (json)
+				{
+					MemoryContext old = MemoryContextSwitchTo(batch_context);
+
+					jsons[i] = pstrdup(json);
+					MemoryContextSwitchTo(old);
+				}
 				ReleaseCurrentSubTransaction();
 				MemoryContextSwitchTo(txn_context);
 				CurrentResourceOwner = batch_owner;
@@ -485,12 +534,25 @@ ag_writer_store_batch(int *batch, int n)
 	PG_END_TRY();
 	MemoryContextSwitchTo(batch_context);
 
+	/* the server-log line of each stored record, now that it is committed */
+	for (i = 0; i < n; i++)
+	{
+		if (committed && errors[i] == NULL && jsons[i] != NULL)
+			ereport(ag_log_level,
+					(errmsg_internal("agent_guard: %s", jsons[i]),
+					 errhidestmt(true), errhidecontext(true)));
+		else if (errors[i] != NULL && ag_shared->slots[batch[i]].async)
+			ereport(LOG,
+					(errmsg("agent_guard could not store a record: %s", errors[i])));
+	}
+
 	LWLockAcquire(ag_shared->lock, LW_EXCLUSIVE);
 	for (i = 0; i < n; i++)
 	{
 		AgSlot	   *slot = &ag_shared->slots[batch[i]];
 
-		if (slot->state == AG_SLOT_ABANDONED)
+		/* nobody waits for these */
+		if (slot->state == AG_SLOT_ABANDONED || slot->async)
 		{
 			slot->state = AG_SLOT_FREE;
 			slot->length = 0;
