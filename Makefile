@@ -3,6 +3,7 @@ MODULE_big = agent_guard
 OBJS = \
 	src/agent_guard.o \
 	src/agents.o \
+	src/audit.o \
 	src/classify.o \
 	src/commands.o \
 	src/guard.o \

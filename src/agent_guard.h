@@ -279,10 +279,14 @@ typedef struct AgEvent
 } AgEvent;
 
 extern void ag_log_event(const AgEvent *event);
+extern const char *ag_logged_statement(const char *statement);
+extern char *ag_redact_statement(const char *statement);
+extern char *ag_prepared_query(const char *statement);
+
+/* ---------- audit.c: audit records ---------- */
+
 extern bool ag_store_audit(const AgEvent *event, int64 *seq, char **error);
 extern void ag_record_event(AgEvent *event, bool durable);
 extern void ag_record_at_commit(const AgEvent *event);
-extern char *ag_redact_statement(const char *statement);
-extern char *ag_prepared_query(const char *statement);
 
 #endif							/* AGENT_GUARD_H */

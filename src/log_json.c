@@ -52,7 +52,7 @@ ag_json_int(StringInfo buf, const char *key, int64 value, bool present)
 }
 
 /* Statement text as agent_guard.log_statement wants it recorded. */
-static const char *
+const char *
 ag_logged_statement(const char *statement)
 {
 	if (statement == NULL || ag_log_statement == AG_LOG_STATEMENT_OFF)
@@ -108,136 +108,6 @@ ag_log_event(const AgEvent *event)
 			 errhidestmt(true),
 			 errhidecontext(true)));
 	pfree(buf.data);
-}
-
-/* The fields of an audit_log row, in the order the writer's INSERT takes them. */
-static int
-ag_audit_fields(const AgEvent *event, const char **fields)
-{
-	List	   *objects = NIL;
-	ListCell   *lc;
-	FullTransactionId fxid = GetTopFullTransactionIdIfAny();
-
-	foreach(lc, event->objects)
-		objects = lappend(objects, strVal(lfirst(lc)));
-
-	fields[0] = timestamptz_to_str(GetCurrentTimestamp());
-	fields[1] = get_database_name(MyDatabaseId);
-	fields[2] = psprintf("%d", MyProcPid);
-	fields[3] = event->session_user ? event->session_user :
-		GetUserNameFromId(GetSessionUserId(), true);
-	fields[4] = event->current_user ? event->current_user :
-		GetUserNameFromId(GetUserId(), true);
-	fields[5] = event->agent;
-	fields[6] = application_name;
-	fields[7] = MyProcPort && MyProcPort->remote_host ? MyProcPort->remote_host : NULL;
-	fields[8] = event->command;
-	fields[9] = ag_text_array_literal(objects);
-	fields[10] = ag_logged_statement(event->statement);
-	fields[11] = event->decision;
-	fields[12] = event->policy_id ? psprintf("%lld", (long long) event->policy_id) : NULL;
-	fields[13] = event->reason;
-	fields[14] = event->rows >= 0 ? psprintf("%lld", (long long) event->rows) : NULL;
-	fields[15] = event->request_id ? psprintf("%lld", (long long) event->request_id) : NULL;
-	fields[16] = event->actor;
-	fields[17] = FullTransactionIdIsValid(fxid) ?
-		psprintf(UINT64_FORMAT, U64FromFullTransactionId(fxid)) : NULL;
-	return 18;
-}
-
-/*
- * Store the audit record of a decision durably, through the writer, before
- * the agent hears of it.  Returns false with *error when it was not stored.
- * The writer logs the JSON line of the stored row.
- */
-bool
-ag_store_audit(const AgEvent *event, int64 *seq, char **error)
-{
-	const char *fields[18];
-	int			n = ag_audit_fields(event, fields);
-
-	return ag_write_record(AG_RECORD_AUDIT, fields, n, seq, error);
-}
-
-/*
- * Record a decision: in audit_log through the writer (waiting for the
- * commit when durable), and in the server log.  Where nothing can be
- * stored (no extension here, a standby, a failing writer) the backend
- * writes the server-log line itself.
- */
-void
-ag_record_event(AgEvent *event, bool durable)
-{
-	char	   *error = NULL;
-
-	if (ag_extension_present() && !RecoveryInProgress())
-	{
-		const char *fields[18];
-		int			n = ag_audit_fields(event, fields);
-
-		if (durable ? ag_write_record(AG_RECORD_AUDIT, fields, n, &event->seq, &error)
-			: ag_send_record(AG_RECORD_AUDIT, fields, n, &error))
-			return;
-		ereport(LOG,
-				(durable ?
-				 errmsg("agent_guard could not store the audit record of a refusal: %s", error) :
-				 errmsg("agent_guard could not store the audit record of a decision: %s", error),
-				 errhidestmt(true)));
-	}
-	ag_log_event(event);
-}
-
-/* Decisions of this transaction (approvals), recorded when it commits. */
-static List *events_at_commit = NIL;
-static bool at_commit_registered = false;
-
-static void
-ag_events_xact_callback(XactEvent xact_event, void *arg)
-{
-	ListCell   *lc;
-	List	   *events = events_at_commit;
-
-	events_at_commit = NIL;
-	if (xact_event != XACT_EVENT_PRE_COMMIT)
-		return;
-	foreach(lc, events)
-		ag_record_event((AgEvent *) lfirst(lc), true);
-}
-
-/*
- * Record a decision if and when the current transaction commits: stored
- * through the writer just before the commit, so a rolled-back approval or
- * policy change leaves no record claiming it happened, and a committed one
- * is in audit_log when the caller gets its answer.
- */
-void
-ag_record_at_commit(const AgEvent *event)
-{
-	MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
-	AgEvent    *copy = palloc(sizeof(AgEvent));
-	ListCell   *lc;
-
-	*copy = *event;
-	copy->objects = NIL;
-	foreach(lc, event->objects)
-		copy->objects = lappend(copy->objects, makeString(pstrdup(strVal(lfirst(lc)))));
-#define AG_COPY(field) copy->field = event->field ? pstrdup(event->field) : NULL
-	AG_COPY(command);
-	AG_COPY(statement);
-	AG_COPY(decision);
-	AG_COPY(reason);
-	AG_COPY(actor);
-	AG_COPY(agent);
-	AG_COPY(session_user);
-	AG_COPY(current_user);
-#undef AG_COPY
-	events_at_commit = lappend(events_at_commit, copy);
-	MemoryContextSwitchTo(old);
-	if (!at_commit_registered)
-	{
-		RegisterXactCallback(ag_events_xact_callback, NULL);
-		at_commit_registered = true;
-	}
 }
 
 /*
