@@ -209,7 +209,7 @@ ag_purge_audit(PG_FUNCTION_ARGS)
 	if (SPI_execute_with_args("SELECT seq, hash FROM agent_guard.audit_log"
 							  " WHERE seq OPERATOR(pg_catalog.=) (SELECT pg_catalog.max(seq)"
 							  "  FROM agent_guard.audit_log"
-							  "  WHERE ts OPERATOR(pg_catalog.<) pg_catalog.now() OPERATOR(pg_catalog.-) $1)"
+							  "  WHERE ts OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) $1))"
 							  " FOR UPDATE",
 							  1, argtypes, values, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read agent_guard.audit_log");

@@ -331,6 +331,7 @@ ag_judge(AgStatement *stmt)
 	const AgPair *worst_pair = NULL;
 	AgDecision	worst;
 	bool		changes = false;
+	bool		reads = false;
 	bool		enforced;
 	ListCell   *lc;
 	AgEvent		event;
@@ -353,6 +354,8 @@ ag_judge(AgStatement *stmt)
 		ag_decide_pair(pair, agents, n_agents, &decision);
 		if (!(ag_command_groups(pair->command) & (AG_GROUP_READ | AG_GROUP_SESSION)))
 			changes = true;
+		else if (ag_command_groups(pair->command) & AG_GROUP_READ)
+			reads = true;
 		if (worst_pair == NULL || decision.action > worst.action ||
 			(decision.action == worst.action && decision.builtin && !worst.builtin))
 		{
@@ -361,7 +364,8 @@ ag_judge(AgStatement *stmt)
 		}
 	}
 
-	if (worst.action == AG_ACTION_ALLOW && !changes && !ag_audit_reads)
+	/* allowed reads are recorded only on request; session commands never */
+	if (worst.action == AG_ACTION_ALLOW && !changes && !(reads && ag_audit_reads))
 		return;
 
 	/* built-in protections hold in monitor mode too */
