@@ -22,6 +22,7 @@
 #include "tcop/tcopprot.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/regproc.h"
@@ -131,6 +132,31 @@ ag_warn_posture(Oid roleid)
 	SPI_finish();
 }
 
+/*
+ * With pgaudit loaded, log every statement of the agent role through it
+ * too (pgaudit.log = 'all' for the role), or stop doing so.
+ */
+static void
+ag_pgaudit_session_logging(Oid roleid, bool on)
+{
+	char	   *sql;
+
+	if (GetConfigOption("pgaudit.log", true, false) == NULL)
+		return;
+	sql = on ?
+		psprintf("ALTER ROLE %s SET pgaudit.log = 'all'", quote_identifier(ag_role_name(roleid))) :
+		psprintf("ALTER ROLE %s RESET pgaudit.log", quote_identifier(ag_role_name(roleid)));
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute(sql, false, 0) != SPI_OK_UTILITY)
+		elog(ERROR, "could not change pgaudit.log for the agent");
+	SPI_finish();
+	if (on)
+		ereport(NOTICE,
+				(errmsg("pgaudit session logging is on for agent \"%s\"", ag_role_name(roleid)),
+				 errdetail("Every statement of its new sessions is logged by pgaudit as well.")));
+}
+
 /* register_agent(agent regrole, mode text DEFAULT 'enforce') */
 Datum
 ag_register_agent(PG_FUNCTION_ARGS)
@@ -159,6 +185,7 @@ ag_register_agent(PG_FUNCTION_ARGS)
 
 	ag_set_agent_label(roleid, mode_name);
 	ag_log_change("REGISTER AGENT", ag_role_name(roleid), mode_name, 0);
+	ag_pgaudit_session_logging(roleid, true);
 	ag_warn_posture(roleid);
 	PG_RETURN_VOID();
 }
@@ -188,6 +215,7 @@ ag_unregister_agent(PG_FUNCTION_ARGS)
 	roleid = ag_registered_agent_argument(fcinfo);
 	ag_set_agent_label(roleid, NULL);
 	ag_log_change("UNREGISTER AGENT", ag_role_name(roleid), NULL, 0);
+	ag_pgaudit_session_logging(roleid, false);
 	PG_RETURN_VOID();
 }
 
