@@ -27,6 +27,28 @@ COMMENT ON TABLE agent_guard.policies IS
 SELECT pg_catalog.pg_extension_config_dump('agent_guard.policies', '');
 SELECT pg_catalog.pg_extension_config_dump('agent_guard.policies_id_seq', '');
 
+-- pg_restore copies policies into a database where CREATE EXTENSION has
+-- already installed the defaults: a row whose id exists updates it instead.
+CREATE FUNCTION agent_guard.policies_merge() RETURNS trigger
+	LANGUAGE plpgsql
+	SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF NEW.id IS NOT NULL AND EXISTS (SELECT 1 FROM agent_guard.policies p WHERE p.id = NEW.id) THEN
+		UPDATE agent_guard.policies p
+		   SET agent = NEW.agent, command = NEW.command, object_pattern = NEW.object_pattern,
+			   action = NEW.action, max_rows = NEW.max_rows,
+			   approvals_required = NEW.approvals_required, enabled = NEW.enabled,
+			   note = NEW.note, created_at = NEW.created_at, created_by = NEW.created_by
+		 WHERE p.id = NEW.id;
+		RETURN NULL;
+	END IF;
+	RETURN NEW;
+END
+$$;
+CREATE TRIGGER policies_merge BEFORE INSERT ON agent_guard.policies
+	FOR EACH ROW EXECUTE FUNCTION agent_guard.policies_merge();
+
 CREATE FUNCTION agent_guard.policies_changed() RETURNS trigger
 	LANGUAGE C AS 'MODULE_PATHNAME', 'ag_policies_changed';
 REVOKE ALL ON FUNCTION agent_guard.policies_changed() FROM PUBLIC;
@@ -148,6 +170,10 @@ AS $$
 DECLARE
 	prev bytea;
 BEGIN
+	-- a restored row keeps its place and hash (verify_audit() still checks them)
+	IF NEW.seq IS NOT NULL AND NEW.hash IS NOT NULL THEN
+		RETURN NEW;
+	END IF;
 	PERFORM pg_advisory_xact_lock(1095189319, 1);
 	NEW.seq := nextval('agent_guard.audit_seq');
 	SELECT a.hash INTO prev FROM agent_guard.audit_log a ORDER BY a.seq DESC LIMIT 1;
@@ -244,6 +270,13 @@ CREATE FUNCTION agent_guard.approve_pending(request_id bigint, note text DEFAULT
 	RETURNS text LANGUAGE C SECURITY DEFINER
 	SET search_path = pg_catalog, pg_temp
 	AS 'MODULE_PATHNAME', 'ag_approve_pending';
+-- For the agent (its own requests) as well as for humans: wait, not poll.
+CREATE FUNCTION agent_guard.wait_for_decision(request_id bigint,
+											  timeout interval DEFAULT '5 minutes')
+	RETURNS TABLE (status text, rows bigint, reason text)
+	LANGUAGE C SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp
+	AS 'MODULE_PATHNAME', 'ag_wait_for_decision';
 CREATE FUNCTION agent_guard.reject_pending(request_id bigint, reason text DEFAULT NULL)
 	RETURNS text LANGUAGE C SECURITY DEFINER
 	SET search_path = pg_catalog, pg_temp

@@ -203,6 +203,7 @@ typedef struct AgShared
 {
 	LWLock	   *lock;
 	ConditionVariable done_cv;	/* a slot finished or was freed */
+	ConditionVariable decision_cv;	/* a request was decided */
 	int			nslots;
 	Size		arena_size;
 	AgWriter	writers[AG_MAX_WRITERS];

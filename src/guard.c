@@ -109,6 +109,19 @@ ag_builtin_decide(const AgPair *pair, AgDecision *decision)
 		ag_builtin_deny(decision, "agents may not change agent_guard settings");
 		return true;
 	}
+	/* a superuser agent could otherwise become someone else */
+	if (strcmp(pair->command, "SET") == 0 &&
+		pg_strcasecmp(pair->object, "session_authorization") == 0)
+	{
+		ag_builtin_deny(decision, "agents may not change their session user");
+		return true;
+	}
+	if (strncmp(pair->object, "pg_catalog.", 11) == 0 &&
+		(groups & (AG_GROUP_WRITE | AG_GROUP_DDL | AG_GROUP_DESTRUCTIVE)))
+	{
+		ag_builtin_deny(decision, "agents may not modify system catalogs");
+		return true;
+	}
 	if (!ag_is_guard_object(pair->object))
 		return false;
 	if (strcmp(pair->command, "EXECUTE") == 0 || strcmp(pair->command, "CALL") == 0)

@@ -20,6 +20,8 @@
 #include "parser/scanner.h"
 #include "parser/gram.h"
 #include "utils/acl.h"
+#include "catalog/pg_type.h"
+#include "utils/datetime.h"
 #include "utils/json.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
@@ -62,19 +64,25 @@ ag_logged_statement(const char *statement)
 	return statement;
 }
 
-/* Write one decision as a JSON line to the server log. */
+/*
+ * Write one decision as a JSON line to the server log, with the keys and
+ * formats of an audit_log row (as the writer logs stored rows), for the
+ * decisions that could not be stored.
+ */
 void
 ag_log_event(const AgEvent *event)
 {
 	StringInfoData buf;
 	ListCell   *lc;
-	TransactionId xid = GetTopTransactionIdIfAny();
+	FullTransactionId fxid = GetTopFullTransactionIdIfAny();
+	char		ts[MAXDATELEN + 1];
 
 	initStringInfo(&buf);
 	appendStringInfoChar(&buf, '{');
-	ag_json_field(&buf, "ts", timestamptz_to_str(GetCurrentTimestamp()));
-	ag_json_field(&buf, "database", get_database_name(MyDatabaseId));
 	ag_json_int(&buf, "seq", event->seq, event->seq != 0);
+	JsonEncodeDateTime(ts, TimestampTzGetDatum(GetCurrentTimestamp()), TIMESTAMPTZOID, NULL);
+	ag_json_field(&buf, "ts", ts);
+	ag_json_field(&buf, "database", get_database_name(MyDatabaseId));
 	ag_json_int(&buf, "pid", MyProcPid, true);
 	ag_json_field(&buf, "session_user", event->session_user ? event->session_user :
 				  GetUserNameFromId(GetSessionUserId(), true));
@@ -100,7 +108,10 @@ ag_log_event(const AgEvent *event)
 	ag_json_int(&buf, "rows", event->rows, event->rows >= 0);
 	ag_json_int(&buf, "request_id", event->request_id, event->request_id != 0);
 	ag_json_field(&buf, "actor", event->actor);
-	ag_json_int(&buf, "xid", xid, TransactionIdIsValid(xid));
+	ag_json_field(&buf, "xid", FullTransactionIdIsValid(fxid) ?
+				  psprintf(UINT64_FORMAT, U64FromFullTransactionId(fxid)) : NULL);
+	ag_json_field(&buf, "prev_hash", NULL);
+	ag_json_field(&buf, "hash", NULL);
 	appendStringInfoChar(&buf, '}');
 
 	ereport(ag_log_level,

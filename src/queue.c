@@ -10,11 +10,13 @@
 #include "agent_guard.h"
 
 #include "access/xact.h"
+#include "funcapi.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "libpq/libpq-be.h"
 #include "miscadmin.h"
+#include "pgstat.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
@@ -25,6 +27,7 @@
 
 PG_FUNCTION_INFO_V1(ag_approve_pending);
 PG_FUNCTION_INFO_V1(ag_reject_pending);
+PG_FUNCTION_INFO_V1(ag_wait_for_decision);
 
 /* The approved statement being replayed, while approve_pending() runs it. */
 typedef struct AgReplay
@@ -40,6 +43,30 @@ typedef struct AgReplay
 } AgReplay;
 
 static AgReplay replay;
+
+/* Wake wait_for_decision() callers once a decision of ours commits. */
+static bool decided_in_xact = false;
+static bool decision_callback_registered = false;
+
+static void
+ag_decision_xact_callback(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_COMMIT && decided_in_xact && ag_shared != NULL)
+		ConditionVariableBroadcast(&ag_shared->decision_cv);
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT)
+		decided_in_xact = false;
+}
+
+static void
+ag_wake_waiters_at_commit(void)
+{
+	if (!decision_callback_registered)
+	{
+		RegisterXactCallback(ag_decision_xact_callback, NULL);
+		decision_callback_registered = true;
+	}
+	decided_in_xact = true;
+}
 
 /* ---------- literals for the writer ---------- */
 
@@ -772,6 +799,7 @@ ag_approve_pending(PG_FUNCTION_ARGS)
 		elog(ERROR, "could not count approvals");
 	approvals = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 
+	ag_wake_waiters_at_commit();
 	if (approvals < request.approvals_required)
 	{
 		ag_audit_decision(&request, "approved",
@@ -824,8 +852,114 @@ ag_reject_pending(PG_FUNCTION_ARGS)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	ag_lock_request(id, &request);
+	ag_wake_waiters_at_commit();
 	ag_set_status(&request, "rejected", reason ? reason : "rejected", -1, NULL, false);
 	ag_audit_decision(&request, "rejected", reason, -1);
 	SPI_finish();
 	PG_RETURN_TEXT_P(cstring_to_text("rejected"));
+}
+
+/* Milliseconds in an interval (months counted as 30 days). */
+static int64
+ag_interval_ms(const Interval *interval)
+{
+	return interval->time / 1000 +
+		((int64) interval->day + (int64) interval->month * 30) * 86400000;
+}
+
+/*
+ * wait_for_decision(request_id bigint, timeout interval DEFAULT '5 minutes')
+ * RETURNS TABLE(status text, rows bigint, reason text): sleep until the
+ * request is decided (woken by the decision's commit) or the timeout passes.
+ * An agent may wait only for its own requests.
+ */
+Datum
+ag_wait_for_decision(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	int64		id;
+	int64		timeout_ms;
+	TimestampTz deadline;
+	Oid			argtypes[1] = {INT8OID};
+	Datum		values[3];
+	bool		nulls[3] = {false, false, false};
+	bool		checked_owner = false;
+	bool		guarded = ag_caller_is_agent();
+	char	   *session_user = GetUserNameFromId(GetSessionUserId(), false);
+	char	   *outer_user = GetUserNameFromId(GetOuterUserId(), false);
+
+	id = ag_request_id_argument(fcinfo);
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("timeout must not be null")));
+	timeout_ms = ag_interval_ms(PG_GETARG_INTERVAL_P(1));
+	if (timeout_ms < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("timeout must not be negative")));
+	if (IsolationUsesXactSnapshot())
+		ereport(ERROR,
+				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
+				 errmsg("wait_for_decision() cannot see decisions from a REPEATABLE READ or SERIALIZABLE transaction"),
+				 errhint("Call it outside an explicit transaction, or in a READ COMMITTED one.")));
+
+	InitMaterializedSRF(fcinfo, 0);
+	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
+	ConditionVariablePrepareToSleep(&ag_shared->decision_cv);
+	for (;;)
+	{
+		Datum		arg[1] = {Int64GetDatum(id)};
+		char	   *status;
+		long		remaining;
+
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		if (SPI_execute_with_args("SELECT CASE WHEN status OPERATOR(pg_catalog.=) 'pending'"
+								  "  AND expires_at OPERATOR(pg_catalog.<=) pg_catalog.now()"
+								  "  THEN 'expired' ELSE status END,"
+								  " rows, COALESCE(error, reason), \"session_user\", \"current_user\""
+								  " FROM agent_guard.requests WHERE id OPERATOR(pg_catalog.=) $1",
+								  1, argtypes, arg, NULL, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not read agent_guard.requests");
+		if (SPI_processed == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("request %lld does not exist", (long long) id)));
+		if (guarded && !checked_owner)
+		{
+			char	   *req_session = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4);
+			char	   *req_current = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 5);
+
+			if (strcmp(req_session, session_user) != 0 && strcmp(req_current, outer_user) != 0 &&
+				strcmp(req_current, session_user) != 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+						 errmsg("agents may wait only for their own requests"),
+						 errdetail("Request %lld was made by \"%s\".", (long long) id, req_current)));
+			checked_owner = true;
+		}
+		status = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+		remaining = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
+		if (strcmp(status, "pending") != 0 || remaining <= 0)
+		{
+			MemoryContext old = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
+
+			values[0] = CStringGetTextDatum(status);
+			values[1] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &nulls[1]);
+			values[2] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &nulls[2]);
+			if (!nulls[2])
+				values[2] = PointerGetDatum(PG_DETOAST_DATUM_COPY(values[2]));
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+			MemoryContextSwitchTo(old);
+			SPI_finish();
+			break;
+		}
+		SPI_finish();
+		/* sleeps until a decision commits; the cap only bounds a missed wake-up */
+		(void) ConditionVariableTimedSleep(&ag_shared->decision_cv, Min(remaining, 1000),
+										   PG_WAIT_EXTENSION);
+	}
+	ConditionVariableCancelSleep();
+	PG_RETURN_VOID();
 }

@@ -56,6 +56,7 @@ ag_shmem_startup(void)
 		memset(ag_shared, 0, ag_shmem_size());
 		ag_shared->lock = &(GetNamedLWLockTranche("agent_guard"))->lock;
 		ConditionVariableInit(&ag_shared->done_cv);
+		ConditionVariableInit(&ag_shared->decision_cv);
 		ag_shared->nslots = MaxBackends;
 		ag_shared->arena_size = (Size) ag_queue_size * 1024;
 	}

@@ -404,38 +404,13 @@ ag_drop_policy(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
-/*
- * evaluate(statement text, agent regrole): what would happen if that agent
- * ran that statement.  The statement is parsed, analysed and planned with
- * the caller's rights, never executed.
- */
-Datum
-ag_evaluate(PG_FUNCTION_ARGS)
+/* Classify and decide each statement of a string, one result row per pair. */
+static void
+ag_evaluate_statement(const char *statement, Oid *agents, int n_agents,
+					  ReturnSetInfo *rsinfo)
 {
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	char	   *statement;
-	Oid			roleid;
-	Oid		   *agents;
-	int			n_agents;
 	List	   *raw;
 	ListCell   *lc;
-
-	ag_require_argument(fcinfo, 0, "statement");
-	ag_require_argument(fcinfo, 1, "agent");
-	statement = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	roleid = PG_GETARG_OID(1);
-	(void) ag_role_name(roleid);
-
-	/* an agent may ask only about itself */
-	if (ag_session_mode() != AG_MODE_NONE && !ag_session_guarded_by(roleid) &&
-		roleid != GetUserId() && roleid != GetSessionUserId())
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("agents may evaluate statements only for their own role"),
-				 errhint("Call agent_guard.evaluate(statement, current_user).")));
-
-	agents = ag_agents_of_role(roleid, &n_agents);
-	InitMaterializedSRF(fcinfo, 0);
 
 	raw = raw_parser(statement, RAW_PARSE_DEFAULT);
 	foreach(lc, raw)
@@ -488,6 +463,61 @@ ag_evaluate(PG_FUNCTION_ARGS)
 			}
 		}
 	}
+}
+
+/*
+ * evaluate(statement text, agent regrole): what would happen if that agent
+ * ran that statement.  The statement is parsed, analysed and planned with
+ * the caller's rights, never executed.
+ */
+Datum
+ag_evaluate(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	char	   *statement;
+	Oid			roleid;
+	Oid		   *agents;
+	int			n_agents;
+	MemoryContext caller_context = CurrentMemoryContext;
+
+	ag_require_argument(fcinfo, 0, "statement");
+	ag_require_argument(fcinfo, 1, "agent");
+	statement = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	roleid = PG_GETARG_OID(1);
+	(void) ag_role_name(roleid);
+
+	/* an agent may ask only about itself */
+	if (ag_session_mode() != AG_MODE_NONE && !ag_session_guarded_by(roleid) &&
+		roleid != GetUserId() && roleid != GetSessionUserId())
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("agents may evaluate statements only for their own role"),
+				 errhint("Call agent_guard.evaluate(statement, current_user).")));
+
+	agents = ag_agents_of_role(roleid, &n_agents);
+	InitMaterializedSRF(fcinfo, 0);
+
+	/* errors point into the statement, not into the caller's query */
+	PG_TRY();
+	{
+		ag_evaluate_statement(statement, agents, n_agents, rsinfo);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(caller_context);
+		edata = CopyErrorData();
+		FlushErrorState();
+		if (edata->cursorpos > 0)
+		{
+			edata->internalpos = edata->cursorpos;
+			edata->internalquery = statement;
+			edata->cursorpos = 0;
+		}
+		ReThrowError(edata);
+	}
+	PG_END_TRY();
 	PG_RETURN_VOID();
 }
 

@@ -571,6 +571,8 @@ ag_writer_store_batch(int *batch, int n)
 	}
 	LWLockRelease(ag_shared->lock);
 	ConditionVariableBroadcast(&ag_shared->done_cv);
+	/* a consumed one-retry approval is a decision someone may wait for */
+	ConditionVariableBroadcast(&ag_shared->decision_cv);
 }
 
 /* Entry point of a writer worker; its argument is the database OID. */
