@@ -10,6 +10,7 @@ OBJS = \
 	src/log_json.o \
 	src/policy.o \
 	src/queue.o \
+	src/rowcap.o \
 	src/shmem.o \
 	src/sqlfuncs.o \
 	src/writer.o

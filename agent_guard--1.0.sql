@@ -243,7 +243,8 @@ CREATE VIEW agent_guard.blocked_events AS
 	SELECT seq, ts, agent, "session_user", "current_user", command, objects,
 		   statement, decision, policy_id, reason, request_id
 	  FROM agent_guard.audit_log
-	 WHERE decision IN ('denied', 'parked', 'would_deny', 'would_park', 'would_trash')
+	 WHERE decision IN ('denied', 'parked', 'row_cap', 'would_deny', 'would_park',
+						'would_trash', 'would_cap')
 	 ORDER BY seq;
 
 -- Pending and not expired, newest first: what an approver has to decide.

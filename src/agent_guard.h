@@ -25,6 +25,7 @@
 
 /* SQLSTATEs of our own (class AG); 42501 is used for plain denials. */
 #define AG_ERRCODE_APPROVAL_REQUIRED	MAKE_SQLSTATE('A','G','0','0','1')
+#define AG_ERRCODE_ROW_CAP				MAKE_SQLSTATE('A','G','0','0','2')
 
 /* ---------- agent_guard.c: settings ---------- */
 
@@ -120,6 +121,7 @@ typedef enum AgAction
 typedef struct AgDecision
 {
 	AgAction	action;
+	bool		over_cap_needs_approval;	/* allowed up to max_rows, parked above */
 	int64		policy_id;		/* 0 when no policy or a built-in rule */
 	const char *pattern;		/* the policy's object_pattern */
 	const char *policy_command; /* the policy's command */
@@ -259,6 +261,24 @@ extern char *ag_text_array_literal(List *strings);
 /* ---------- sqlfuncs.c: SQL-callable administration ---------- */
 
 extern void ag_require_not_agent(const char *function);
+
+/* ---------- rowcap.c: row caps ---------- */
+
+/* The cap a statement runs under, from its policy. */
+typedef struct AgCap
+{
+	bool		active;
+	const char *command;		/* the pair the cap comes from */
+	const char *object;
+	Oid			relid;
+	const char *agent;
+	AgDecision	decision;		/* max_rows, policy, and what to do above it */
+	bool		enforced;		/* false in monitor mode */
+} AgCap;
+
+extern void ag_rowcap_arm(QueryDesc *queryDesc, const AgStatement *stmt, const AgCap *cap);
+extern void ag_rowcap_check(QueryDesc *queryDesc);
+extern void ag_rowcap_exceeded(const AgStatement *stmt, const AgCap *cap, int64 rows);
 
 /* ---------- log_json.c: the structured server-log line ---------- */
 

@@ -336,7 +336,7 @@ ag_refuse_parked(const AgPair *pair, const AgDecision *decision, const char *age
  * agent gets its error.
  */
 static void
-ag_judge(AgStatement *stmt)
+ag_judge(AgStatement *stmt, AgCap *cap)
 {
 	AgMode		mode = ag_session_mode();
 	int			n_agents;
@@ -351,6 +351,8 @@ ag_judge(AgStatement *stmt)
 	char	   *agent;
 	int64		approved_request = 0;
 
+	if (cap)
+		cap->active = false;
 	if (stmt->pairs == NIL)
 		return;
 
@@ -365,6 +367,17 @@ ag_judge(AgStatement *stmt)
 		AgDecision	decision;
 
 		ag_decide_pair(pair, agents, n_agents, &decision);
+		/* the tightest row cap among the allowed changes */
+		if (cap && decision.action == AG_ACTION_ALLOW && decision.max_rows >= 0 &&
+			ag_command_counts_rows(pair->command) &&
+			(!cap->active || decision.max_rows < cap->decision.max_rows))
+		{
+			cap->active = true;
+			cap->command = pair->command;
+			cap->object = pair->object;
+			cap->relid = pair->relid;
+			cap->decision = decision;
+		}
 		if (!(ag_command_groups(pair->command) & (AG_GROUP_READ | AG_GROUP_SESSION)))
 			changes = true;
 		else if (ag_command_groups(pair->command) & AG_GROUP_READ)
@@ -386,6 +399,11 @@ ag_judge(AgStatement *stmt)
 	agent = GetUserNameFromId(ag_session_agent(), true);
 	if (agent == NULL)
 		agent = "?";
+	if (cap && cap->active)
+	{
+		cap->agent = agent;
+		cap->enforced = (mode == AG_MODE_ENFORCE);
+	}
 
 	memset(&event, 0, sizeof(event));
 	event.command = worst_pair->command;
@@ -503,7 +521,7 @@ ag_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 		if (!stmt.nested)
 			stmt.params = params;
 		stmt.needs_own_transaction = ag_needs_own_transaction(pstmt->utilityStmt);
-		ag_judge(&stmt);
+		ag_judge(&stmt, NULL);
 	}
 
 	/* EXECUTE of a prepared statement is no nesting: its plan is what the client sent */
@@ -529,26 +547,32 @@ ag_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 void
 ag_ExecutorStart(QueryDesc *queryDesc, int eflags)
 {
+	AgStatement stmt;
+	AgCap		cap;
+
 	ag_note_toplevel(queryDesc->sourceText, queryDesc->plannedstmt->stmt_location,
 					 queryDesc->plannedstmt->stmt_len, queryDesc->params);
+	cap.active = false;
 	/* EXPLAIN without ANALYZE runs nothing */
 	if (!(eflags & EXEC_FLAG_EXPLAIN_ONLY) && ag_guard_applies())
 	{
 		PlannedStmt *pstmt = queryDesc->plannedstmt;
-		AgStatement stmt;
 
 		ag_limit_to_reading();
 		ag_prepare_statement(&stmt, ag_classify_plan(pstmt), queryDesc->sourceText,
 							 pstmt->stmt_location, pstmt->stmt_len);
 		if (!stmt.nested)
 			stmt.params = queryDesc->params;
-		ag_judge(&stmt);
+		ag_judge(&stmt, &cap);
 	}
 
 	if (ag_prev_ExecutorStart)
 		ag_prev_ExecutorStart(queryDesc, eflags);
 	else
 		standard_ExecutorStart(queryDesc, eflags);
+
+	if (cap.active)
+		ag_rowcap_arm(queryDesc, &stmt, &cap);
 }
 
 /*
@@ -565,7 +589,7 @@ ag_planner(Query *parse, const char *query_string, int cursorOptions,
 
 		ag_prepare_statement(&stmt, ag_classify_query_functions(parse), query_string,
 							 parse->stmt_location, parse->stmt_len);
-		ag_judge(&stmt);
+		ag_judge(&stmt, NULL);
 	}
 	if (ag_prev_planner)
 		return ag_prev_planner(parse, query_string, cursorOptions, boundParams);
@@ -607,6 +631,83 @@ ag_ExecutorFinish(QueryDesc *queryDesc)
 		ag_depth--;
 	}
 	PG_END_TRY();
+	ag_rowcap_check(queryDesc);
+}
+
+/*
+ * A statement changed more rows than its cap: record it and roll it back
+ * with an error, or park it when its policy wants a human for that.
+ */
+void
+ag_rowcap_exceeded(const AgStatement *stmt, const AgCap *cap, int64 rows)
+{
+	AgEvent		event;
+	AgPair		pair;
+	AgDecision	decision = cap->decision;
+
+	pair.command = cap->command;
+	pair.object = (char *) cap->object;
+	pair.relid = cap->relid;
+	pair.funcid = InvalidOid;
+
+	memset(&event, 0, sizeof(event));
+	event.command = cap->command;
+	event.objects = list_make1(makeString(pstrdup(cap->object)));
+	event.statement = stmt->text;
+	event.policy_id = decision.policy_id;
+	event.rows = rows;
+	event.agent = cap->agent;
+	event.reason = psprintf("changed %lld rows, more than max_rows %lld of policy %lld",
+							(long long) rows, (long long) decision.max_rows,
+							(long long) decision.policy_id);
+
+	if (!cap->enforced)
+	{
+		event.decision = "would_cap";
+		ag_record_event(&event, false);
+		return;
+	}
+
+	if (decision.over_cap_needs_approval)
+	{
+		AgStatement parked = *stmt;
+		int64		request_id = 0;
+		char	   *error = NULL;
+
+		parked.pairs = list_make1(&pair);
+		decision.reason = event.reason;
+		if (!ag_park(&parked, &pair, &decision, cap->agent, &request_id, &error))
+			ereport(ERROR,
+					(errcode(AG_ERRCODE_APPROVAL_REQUIRED),
+					 errmsg("%s on %s changed %lld rows, more than the %lld agent \"%s\" may change without approval, but the request could not be stored",
+							cap->command, cap->object, (long long) rows,
+							(long long) decision.max_rows, cap->agent),
+					 errdetail("The statement was rolled back; no request was created: %s.", error),
+					 errhint("Retry later, or ask an administrator to run the statement.")));
+		ereport(ERROR,
+				(errcode(AG_ERRCODE_APPROVAL_REQUIRED),
+				 errmsg("%s on %s changed %lld rows, more than the %lld agent \"%s\" may change without approval",
+						cap->command, cap->object, (long long) rows,
+						(long long) decision.max_rows, cap->agent),
+				 errdetail("The statement was rolled back. It is request %lld, waiting for approval under policy %lld (%s on %s).",
+						   (long long) request_id, (long long) decision.policy_id,
+						   decision.policy_command, decision.pattern),
+				 errhint("An approver can run it with: SELECT agent_guard.approve_pending(%lld);",
+						 (long long) request_id)));
+	}
+
+	event.decision = "row_cap";
+	ag_record_event(&event, true);
+	ereport(ERROR,
+			(errcode(AG_ERRCODE_ROW_CAP),
+			 errmsg("%s on %s changed %lld rows, more than the %lld allowed for agent \"%s\"",
+					cap->command, cap->object, (long long) rows,
+					(long long) decision.max_rows, cap->agent),
+			 errdetail("The statement was rolled back. Policy %lld (%s on %s) caps it at %lld rows.",
+					   (long long) decision.policy_id, decision.policy_command,
+					   decision.pattern, (long long) decision.max_rows),
+			 errhint("Change fewer rows per statement, or ask an administrator to raise max_rows of policy %lld.",
+					 (long long) decision.policy_id)));
 }
 
 /*
