@@ -4,6 +4,7 @@ OBJS = \
 	src/agent_guard.o \
 	src/agents.o \
 	src/audit.o \
+	src/breaker.o \
 	src/classify.o \
 	src/commands.o \
 	src/guard.o \

@@ -243,8 +243,8 @@ CREATE VIEW agent_guard.blocked_events AS
 	SELECT seq, ts, agent, "session_user", "current_user", command, objects,
 		   statement, decision, policy_id, reason, request_id
 	  FROM agent_guard.audit_log
-	 WHERE decision IN ('denied', 'parked', 'row_cap', 'would_deny', 'would_park',
-						'would_trash', 'would_cap')
+	 WHERE decision IN ('denied', 'parked', 'row_cap', 'breaker', 'frozen', 'would_deny',
+						'would_park', 'would_trash', 'would_cap')
 	 ORDER BY seq;
 
 -- Pending and not expired, newest first: what an approver has to decide.
@@ -285,24 +285,12 @@ CREATE FUNCTION agent_guard.reject_pending(request_id bigint, reason text DEFAUL
 
 -- Agents are roles, registered cluster-wide as security labels (see README).
 CREATE VIEW agent_guard.agents AS
-	SELECT l.objoid::regrole AS agent, l.label AS mode
+	SELECT l.objoid::regrole AS agent, replace(l.label, 'frozen:', '') AS mode,
+		   l.label LIKE 'frozen:%' AS frozen
 	  FROM pg_catalog.pg_shseclabel l
 	 WHERE l.provider = 'agent_guard'
 	   AND l.classoid = 'pg_catalog.pg_authid'::pg_catalog.regclass;
 
--- Per agent: what it did and what happened to it.
-CREATE VIEW agent_guard.agent_activity AS
-	SELECT a.agent, a.mode,
-		   count(e.seq) FILTER (WHERE e.decision = 'allowed') AS allowed,
-		   count(e.seq) FILTER (WHERE e.decision = 'denied') AS denied,
-		   count(e.seq) FILTER (WHERE e.decision = 'parked') AS parked,
-		   count(e.seq) FILTER (WHERE e.decision IN ('would_deny', 'would_park', 'would_trash')) AS monitored,
-		   count(e.seq) FILTER (WHERE e.decision = 'executed') AS approved_executed,
-		   count(e.seq) FILTER (WHERE e.decision = 'rejected') AS rejected,
-		   max(e.ts) FILTER (WHERE e.actor IS NULL) AS last_seen
-	  FROM agent_guard.agents a
-	  LEFT JOIN agent_guard.audit_log e ON e.agent = a.agent::text
-	 GROUP BY a.agent, a.mode;
 
 CREATE FUNCTION agent_guard.register_agent(agent regrole, mode text DEFAULT 'enforce')
 	RETURNS void LANGUAGE C SECURITY DEFINER
@@ -316,6 +304,23 @@ CREATE FUNCTION agent_guard.set_agent_mode(agent regrole, mode text)
 	RETURNS void LANGUAGE C SECURITY DEFINER
 	SET search_path = pg_catalog, pg_temp
 	AS 'MODULE_PATHNAME', 'ag_set_agent_mode';
+
+CREATE FUNCTION agent_guard.reset_breaker(agent regrole)
+	RETURNS boolean LANGUAGE C SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp
+	AS 'MODULE_PATHNAME', 'ag_reset_breaker';
+CREATE FUNCTION agent_guard.breaker_tripped(agent regrole)
+	RETURNS boolean LANGUAGE C STABLE
+	AS 'MODULE_PATHNAME', 'ag_breaker_tripped_sql';
+-- Stop an agent entirely, ending its sessions; lasts across restarts.
+CREATE FUNCTION agent_guard.freeze(agent regrole)
+	RETURNS bigint LANGUAGE C SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp
+	AS 'MODULE_PATHNAME', 'ag_freeze';
+CREATE FUNCTION agent_guard.unfreeze(agent regrole)
+	RETURNS void LANGUAGE C SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp
+	AS 'MODULE_PATHNAME', 'ag_unfreeze';
 
 CREATE FUNCTION agent_guard.set_policy(
 	command text,
@@ -411,6 +416,24 @@ AS $$
 	   AND a.privilege_type = 'TRUNCATE' AND a.grantee <> c.relowner
 	   AND (a.grantee = 0 OR pg_has_role($1, a.grantee, 'MEMBER'))
 $$;
+
+-- Per agent: what it did and what happened to it.
+CREATE VIEW agent_guard.agent_activity AS
+	SELECT a.agent, a.mode,
+		   count(e.seq) FILTER (WHERE e.decision = 'allowed') AS allowed,
+		   count(e.seq) FILTER (WHERE e.decision = 'denied') AS denied,
+		   count(e.seq) FILTER (WHERE e.decision = 'parked') AS parked,
+		   count(e.seq) FILTER (WHERE e.decision IN ('would_deny', 'would_park', 'would_trash')) AS monitored,
+		   count(e.seq) FILTER (WHERE e.decision = 'executed') AS approved_executed,
+		   count(e.seq) FILTER (WHERE e.decision = 'rejected') AS rejected,
+		   count(e.seq) FILTER (WHERE e.decision = 'row_cap') AS row_capped,
+		   count(e.seq) FILTER (WHERE e.decision = 'breaker_tripped') AS breaker_trips,
+		   max(e.ts) FILTER (WHERE e.actor IS NULL) AS last_seen,
+		   agent_guard.breaker_tripped(a.agent) AS breaker_tripped,
+		   a.frozen
+	  FROM agent_guard.agents a
+	  LEFT JOIN agent_guard.audit_log e ON e.agent = a.agent::text
+	 GROUP BY a.agent, a.mode, a.frozen;
 
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA agent_guard FROM PUBLIC;
 REVOKE ALL ON ALL TABLES IN SCHEMA agent_guard FROM PUBLIC;

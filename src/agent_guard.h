@@ -26,6 +26,8 @@
 /* SQLSTATEs of our own (class AG); 42501 is used for plain denials. */
 #define AG_ERRCODE_APPROVAL_REQUIRED	MAKE_SQLSTATE('A','G','0','0','1')
 #define AG_ERRCODE_ROW_CAP				MAKE_SQLSTATE('A','G','0','0','2')
+#define AG_ERRCODE_BREAKER				MAKE_SQLSTATE('A','G','0','0','3')
+#define AG_ERRCODE_FROZEN				MAKE_SQLSTATE('A','G','0','0','4')
 
 /* ---------- agent_guard.c: settings ---------- */
 
@@ -103,7 +105,9 @@ extern Oid	ag_session_agent(void);
 extern bool ag_role_is_agent(Oid roleid);
 extern AgMode ag_role_mode(Oid roleid);
 extern AgMode ag_parse_mode(const char *mode);
-extern void ag_set_agent_label(Oid roleid, const char *mode);
+extern void ag_set_agent_label(Oid roleid, const char *mode, bool frozen);
+extern bool ag_session_frozen(void);
+extern bool ag_role_frozen(Oid roleid);
 extern bool ag_caller_is_agent(void);
 extern const Oid *ag_session_agents(int *n_agents);
 extern Oid *ag_agents_of_role(Oid roleid, int *n_agents);
@@ -201,6 +205,19 @@ typedef struct AgWriter
 	TimestampTz start_requested;
 } AgWriter;
 
+#define AG_MAX_BREAKERS 64
+
+/* Circuit-breaker state of one agent. */
+typedef struct AgBreaker
+{
+	Oid			agent;
+	TimestampTz window_start;
+	int			previous;		/* refusals in the window before */
+	int			current;		/* refusals in this window */
+	bool		tripped;
+	TimestampTz tripped_at;
+} AgBreaker;
+
 typedef struct AgShared
 {
 	LWLock	   *lock;
@@ -209,6 +226,7 @@ typedef struct AgShared
 	int			nslots;
 	Size		arena_size;
 	AgWriter	writers[AG_MAX_WRITERS];
+	AgBreaker	breakers[AG_MAX_BREAKERS];
 	AgSlot		slots[FLEXIBLE_ARRAY_MEMBER];
 	/* the arena follows */
 } AgShared;
@@ -225,7 +243,8 @@ typedef enum AgRecordKind
 {
 	AG_RECORD_REQUEST = 1,		/* a parked statement */
 	AG_RECORD_AUDIT,			/* an audit record */
-	AG_RECORD_CLAIM_RETRY		/* consume a one-retry approval */
+	AG_RECORD_CLAIM_RETRY,		/* consume a one-retry approval */
+	AG_RECORD_ALERT				/* an audit record, sent on agent_guard_alert too */
 } AgRecordKind;
 
 #define AG_MAX_RECORD_FIELDS 24
@@ -261,6 +280,10 @@ extern char *ag_text_array_literal(List *strings);
 /* ---------- sqlfuncs.c: SQL-callable administration ---------- */
 
 extern void ag_require_not_agent(const char *function);
+extern char *ag_role_name(Oid roleid);
+extern Oid	ag_registered_agent_argument(FunctionCallInfo fcinfo);
+extern void ag_log_change(const char *command, const char *object, const char *reason,
+						  int64 policy_id);
 
 /* ---------- rowcap.c: row caps ---------- */
 
@@ -280,6 +303,14 @@ extern void ag_rowcap_arm(QueryDesc *queryDesc, const AgStatement *stmt, const A
 extern void ag_rowcap_check(QueryDesc *queryDesc);
 extern void ag_rowcap_exceeded(const AgStatement *stmt, const AgCap *cap, int64 rows);
 
+/* ---------- breaker.c: circuit breaker and kill switch ---------- */
+
+extern bool ag_breaker_note_refusal(Oid agent);
+extern bool ag_breaker_tripped(Oid agent);
+extern Oid	ag_session_breaker_tripped(void);
+extern void ag_alert(const char *command, const char *decision, Oid agent,
+					 const char *reason, bool at_commit);
+
 /* ---------- log_json.c: the structured server-log line ---------- */
 
 typedef struct AgEvent
@@ -297,6 +328,7 @@ typedef struct AgEvent
 	const char *session_user;	/* NULL: this session's */
 	const char *current_user;	/* NULL: this session's */
 	int64		seq;			/* audit_log row, 0 when not stored */
+	bool		alert;			/* also NOTIFY agent_guard_alert */
 } AgEvent;
 
 extern void ag_log_event(const AgEvent *event);

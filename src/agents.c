@@ -35,7 +35,10 @@ typedef struct AgAgent
 {
 	Oid			roleid;
 	AgMode		mode;
+	bool		frozen;			/* agent_guard.freeze(): refuse everything */
 } AgAgent;
+
+#define AG_FROZEN_PREFIX "frozen:"
 
 /* Registered agents, loaded from pg_shseclabel on demand. */
 static AgAgent *agents = NULL;
@@ -55,6 +58,7 @@ static Oid	cached_outer_user = InvalidOid;
 static Oid	cached_current_user = InvalidOid;
 static uint64 cached_generation = 0;
 static AgMode cached_mode = AG_MODE_NONE;
+static bool cached_frozen = false;
 static Oid	cached_agent = InvalidOid;
 static Oid *cached_agent_set = NULL;
 static int	cached_agent_set_len = 0;
@@ -94,6 +98,8 @@ ag_parse_mode(const char *mode)
 {
 	if (mode == NULL)
 		return AG_MODE_NONE;
+	if (strncmp(mode, AG_FROZEN_PREFIX, strlen(AG_FROZEN_PREFIX)) == 0)
+		mode += strlen(AG_FROZEN_PREFIX);
 	if (strcmp(mode, "enforce") == 0)
 		return AG_MODE_ENFORCE;
 	if (strcmp(mode, "monitor") == 0)
@@ -147,6 +153,8 @@ ag_load_agents(void)
 		}
 		loaded[n].roleid = form->objoid;
 		loaded[n].mode = mode;
+		loaded[n].frozen = label_text != NULL &&
+			strncmp(label_text, AG_FROZEN_PREFIX, strlen(AG_FROZEN_PREFIX)) == 0;
 		n++;
 	}
 	systable_endscan(scan);
@@ -198,6 +206,7 @@ ag_session_mode(void)
 	ag_ensure_agents();
 
 	cached_mode = AG_MODE_NONE;
+	cached_frozen = false;
 	cached_agent = InvalidOid;
 	cached_agent_set_len = 0;
 	if (cached_agent_set == NULL && agent_count > 0)
@@ -214,6 +223,8 @@ ag_session_mode(void)
 			(OidIsValid(session_user) && ag_role_belongs_to(session_user, agent)))
 		{
 			cached_agent_set[cached_agent_set_len++] = agent;
+			if (agents[i].frozen)
+				cached_frozen = true;
 			if (agents[i].mode > cached_mode)
 			{
 				cached_mode = agents[i].mode;
@@ -227,6 +238,27 @@ ag_session_mode(void)
 	cached_current_user = current_user;
 	cached_generation = guard_generation;
 	return cached_mode;
+}
+
+/* Is one of the agents guarding this session frozen? */
+bool
+ag_session_frozen(void)
+{
+	(void) ag_session_mode();
+	return cached_frozen;
+}
+
+/* Is this registered agent frozen? */
+bool
+ag_role_frozen(Oid roleid)
+{
+	int			i;
+
+	ag_ensure_agents();
+	for (i = 0; i < agent_count; i++)
+		if (agents[i].roleid == roleid)
+			return agents[i].frozen;
+	return false;
 }
 
 /* The agent role the session is reported as (the one deciding its mode). */
@@ -321,14 +353,15 @@ ag_caller_is_agent(void)
 		ag_role_guarded(GetUserId());
 }
 
-/* Register (mode), change or, with mode NULL, remove an agent. */
+/* Register (mode), change, freeze or, with mode NULL, remove an agent. */
 void
-ag_set_agent_label(Oid roleid, const char *mode)
+ag_set_agent_label(Oid roleid, const char *mode, bool frozen)
 {
 	ObjectAddress address;
 
 	ObjectAddressSet(address, AuthIdRelationId, roleid);
-	SetSecurityLabel(&address, AG_LABEL_PROVIDER, mode);
+	SetSecurityLabel(&address, AG_LABEL_PROVIDER,
+					 mode && frozen ? psprintf(AG_FROZEN_PREFIX "%s", mode) : mode);
 	CacheInvalidateRelcacheByRelid(SharedSecLabelRelationId);
 }
 

@@ -329,6 +329,65 @@ ag_refuse_parked(const AgPair *pair, const AgDecision *decision, const char *age
 					 (long long) request_id)));
 }
 
+/* Count a refusal towards the agent's circuit breaker; announce a trip. */
+static void
+ag_count_refusal(const char *agent_name)
+{
+	Oid			agent = ag_session_agent();
+
+	if (ag_breaker_note_refusal(agent))
+	{
+		ereport(LOG,
+				(errmsg("agent_guard circuit breaker tripped for agent \"%s\"", agent_name),
+				 errhidestmt(true)));
+		ag_alert("BREAKER", "breaker_tripped", agent,
+				 psprintf("%d refusals within %d s; writes and DDL refused until agent_guard.reset_breaker()",
+						  ag_breaker_threshold, ag_breaker_window),
+				 false);
+	}
+}
+
+/*
+ * Refuse a statement of a frozen agent (anything) or of a tripped one
+ * (changes), with its own SQLSTATE, after recording it.
+ */
+static void
+ag_refuse_stopped(const AgStatement *stmt, const char *why, Oid tripped_agent)
+{
+	AgEvent		event;
+	AgPair		none = {"(statement)", "(none)", InvalidOid, InvalidOid};
+	const AgPair *first = stmt->pairs ? linitial(stmt->pairs) : &none;
+	char	   *agent = GetUserNameFromId(OidIsValid(tripped_agent) ? tripped_agent :
+										  ag_session_agent(), true);
+
+	if (agent == NULL)
+		agent = "?";
+	memset(&event, 0, sizeof(event));
+	event.command = first->command;
+	event.objects = ag_pair_objects(stmt->pairs);
+	event.statement = stmt->text;
+	event.decision = why;
+	event.rows = -1;
+	event.agent = agent;
+	event.reason = strcmp(why, "frozen") == 0 ? "the agent is frozen" :
+		"the agent's circuit breaker is tripped";
+	ag_record_event(&event, true);
+
+	if (strcmp(why, "frozen") == 0)
+		ereport(ERROR,
+				(errcode(AG_ERRCODE_FROZEN),
+				 errmsg("agent \"%s\" is frozen: no statement may run", agent),
+				 errdetail("An administrator stopped this agent with agent_guard.freeze()."),
+				 errhint("Only an administrator can lift it, with SELECT agent_guard.unfreeze('%s');", agent)));
+	ereport(ERROR,
+			(errcode(AG_ERRCODE_BREAKER),
+			 errmsg("agent \"%s\" is stopped by its circuit breaker: %s on %s refused",
+					agent, first->command, first->object),
+			 errdetail("It was refused %d times within %d seconds, so its writes and DDL are refused until an administrator resets the breaker.",
+					   ag_breaker_threshold, ag_breaker_window),
+			 errhint("An administrator can reset it with SELECT agent_guard.reset_breaker('%s');", agent)));
+}
+
 /*
  * Judge one statement: decide every pair, take the most restrictive
  * decision, record it unless it is an allowed read, and refuse when
@@ -350,6 +409,7 @@ ag_judge(AgStatement *stmt, AgCap *cap)
 	AgEvent		event;
 	char	   *agent;
 	int64		approved_request = 0;
+	Oid			tripped_agent;
 
 	if (cap)
 		cap->active = false;
@@ -389,6 +449,10 @@ ag_judge(AgStatement *stmt, AgCap *cap)
 			worst_pair = pair;
 		}
 	}
+
+	/* a tripped breaker stops every change */
+	if (changes && OidIsValid(tripped_agent = ag_session_breaker_tripped()))
+		ag_refuse_stopped(stmt, "breaker", tripped_agent);
 
 	/* allowed reads are recorded only on request; session commands never */
 	if (worst.action == AG_ACTION_ALLOW && !changes && !(reads && ag_audit_reads))
@@ -437,6 +501,7 @@ ag_judge(AgStatement *stmt, AgCap *cap)
 			ag_record_event(&event, false);
 			return;
 		}
+		ag_count_refusal(agent);
 		stored = ag_park(stmt, worst_pair, &worst, agent, &request_id, &error);
 		/* a stored request comes with its audit row, logged by the writer */
 		if (!stored)
@@ -453,6 +518,7 @@ ag_judge(AgStatement *stmt, AgCap *cap)
 	else
 	{
 		ag_record_event(&event, true);
+		ag_count_refusal(agent);
 		ag_refuse(worst_pair, &worst, agent);
 	}
 }
@@ -518,6 +584,10 @@ ag_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 		ag_limit_to_reading();
 		ag_prepare_statement(&stmt, ag_classify_utility(pstmt->utilityStmt),
 							 queryString, pstmt->stmt_location, pstmt->stmt_len);
+		/* a frozen agent may only end its transaction or reset its session */
+		if (ag_session_frozen() && !IsA(pstmt->utilityStmt, TransactionStmt) &&
+			!IsA(pstmt->utilityStmt, VariableSetStmt))
+			ag_refuse_stopped(&stmt, "frozen", InvalidOid);
 		if (!stmt.nested)
 			stmt.params = params;
 		stmt.needs_own_transaction = ag_needs_own_transaction(pstmt->utilityStmt);
@@ -561,6 +631,9 @@ ag_ExecutorStart(QueryDesc *queryDesc, int eflags)
 		ag_limit_to_reading();
 		ag_prepare_statement(&stmt, ag_classify_plan(pstmt), queryDesc->sourceText,
 							 pstmt->stmt_location, pstmt->stmt_len);
+		/* a frozen agent runs nothing, not even a read */
+		if (ag_session_frozen())
+			ag_refuse_stopped(&stmt, "frozen", InvalidOid);
 		if (!stmt.nested)
 			stmt.params = queryDesc->params;
 		ag_judge(&stmt, &cap);
@@ -676,6 +749,7 @@ ag_rowcap_exceeded(const AgStatement *stmt, const AgCap *cap, int64 rows)
 
 		parked.pairs = list_make1(&pair);
 		decision.reason = event.reason;
+		ag_count_refusal(cap->agent);
 		if (!ag_park(&parked, &pair, &decision, cap->agent, &request_id, &error))
 			ereport(ERROR,
 					(errcode(AG_ERRCODE_APPROVAL_REQUIRED),
@@ -698,6 +772,7 @@ ag_rowcap_exceeded(const AgStatement *stmt, const AgCap *cap, int64 rows)
 
 	event.decision = "row_cap";
 	ag_record_event(&event, true);
+	ag_count_refusal(cap->agent);
 	ereport(ERROR,
 			(errcode(AG_ERRCODE_ROW_CAP),
 			 errmsg("%s on %s changed %lld rows, more than the %lld allowed for agent \"%s\"",

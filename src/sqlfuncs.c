@@ -73,7 +73,7 @@ ag_mode_argument(text *mode_text)
 	return parsed;
 }
 
-static char *
+char *
 ag_role_name(Oid roleid)
 {
 	char	   *name = GetUserNameFromId(roleid, true);
@@ -85,8 +85,8 @@ ag_role_name(Oid roleid)
 	return name;
 }
 
-/* Log an administrative change in the same format as decisions. */
-static void
+/* Record an administrative change, as its transaction commits. */
+void
 ag_log_change(const char *command, const char *object, const char *reason,
 			  int64 policy_id)
 {
@@ -183,14 +183,14 @@ ag_register_agent(PG_FUNCTION_ARGS)
 				(errmsg("role \"%s\" is already registered as an agent in %s mode",
 						ag_role_name(roleid), mode_name)));
 
-	ag_set_agent_label(roleid, mode_name);
+	ag_set_agent_label(roleid, mode_name, ag_role_frozen(roleid));
 	ag_log_change("REGISTER AGENT", ag_role_name(roleid), mode_name, 0);
 	ag_pgaudit_session_logging(roleid, true);
 	ag_warn_posture(roleid);
 	PG_RETURN_VOID();
 }
 
-static Oid
+Oid
 ag_registered_agent_argument(FunctionCallInfo fcinfo)
 {
 	Oid			roleid;
@@ -213,7 +213,7 @@ ag_unregister_agent(PG_FUNCTION_ARGS)
 
 	ag_require_not_agent("agent_guard.unregister_agent()");
 	roleid = ag_registered_agent_argument(fcinfo);
-	ag_set_agent_label(roleid, NULL);
+	ag_set_agent_label(roleid, NULL, false);
 	ag_log_change("UNREGISTER AGENT", ag_role_name(roleid), NULL, 0);
 	ag_pgaudit_session_logging(roleid, false);
 	PG_RETURN_VOID();
@@ -232,7 +232,7 @@ ag_set_agent_mode(PG_FUNCTION_ARGS)
 	ag_require_argument(fcinfo, 1, "mode");
 	mode = ag_mode_argument(PG_GETARG_TEXT_PP(1));
 	mode_name = mode == AG_MODE_ENFORCE ? "enforce" : "monitor";
-	ag_set_agent_label(roleid, mode_name);
+	ag_set_agent_label(roleid, mode_name, ag_role_frozen(roleid));
 	ag_log_change("SET AGENT MODE", ag_role_name(roleid), mode_name, 0);
 	PG_RETURN_VOID();
 }

@@ -65,6 +65,19 @@ static const char *const record_sql[] = {
 	"  $10::pg_catalog.text[], $11, $12, $13::pg_catalog.int8, $14, $15::pg_catalog.int8,"
 	"  $16::pg_catalog.int8, $17, $18::pg_catalog.xid8)"
 	" RETURNING seq, pg_catalog.row_to_json(audit_log.*)::pg_catalog.text",
+	[AG_RECORD_ALERT] =
+	"WITH a AS ("
+	" INSERT INTO agent_guard.audit_log (ts, database, pid, \"session_user\", \"current_user\","
+	"  agent, application_name, client_addr, command, objects, statement, decision,"
+	"  policy_id, reason, rows, request_id, actor, xid)"
+	" VALUES ($1::pg_catalog.timestamptz, $2, $3::pg_catalog.int4, $4, $5, $6, $7, $8, $9,"
+	"  $10::pg_catalog.text[], $11, $12, $13::pg_catalog.int8, $14, $15::pg_catalog.int8,"
+	"  $16::pg_catalog.int8, $17, $18::pg_catalog.xid8)"
+	" RETURNING *)"
+	" SELECT a.seq, pg_catalog.row_to_json(a)::pg_catalog.text,"
+	"  pg_catalog.pg_notify('agent_guard_alert', pg_catalog.json_build_object("
+	"   'seq', a.seq, 'agent', a.agent, 'event', a.decision, 'reason', a.reason)::pg_catalog.text)"
+	" FROM a",
 	[AG_RECORD_CLAIM_RETRY] =
 	"UPDATE agent_guard.requests SET status = 'executed', decided_at = pg_catalog.now()"
 	" WHERE id OPERATOR(pg_catalog.=) $1::pg_catalog.int8 AND status OPERATOR(pg_catalog.=) 'approved'"
@@ -430,7 +443,7 @@ ag_store_record(int kind, const char *data, char **json)
 	bool		isnull;
 	Datum		id;
 
-	if (kind < AG_RECORD_REQUEST || kind > AG_RECORD_CLAIM_RETRY)
+	if (kind < AG_RECORD_REQUEST || kind > AG_RECORD_ALERT)
 		elog(ERROR, "unknown agent_guard record kind %d", kind);
 	nfields = ag_decode_record(data, values, nulls);
 	for (i = 0; i < nfields; i++)
