@@ -14,6 +14,7 @@ OBJS = \
 	src/rowcap.o \
 	src/shmem.o \
 	src/sqlfuncs.o \
+	src/trash.o \
 	src/writer.o
 
 EXTENSION = agent_guard

@@ -311,6 +311,10 @@ extern Oid	ag_session_breaker_tripped(void);
 extern void ag_alert(const char *command, const char *decision, Oid agent,
 					 const char *reason, bool at_commit);
 
+/* ---------- trash.c: the recycle bin ---------- */
+
+extern void ag_trash_tables(DropStmt *stmt, const char *statement, const char *agent);
+
 /* ---------- log_json.c: the structured server-log line ---------- */
 
 typedef struct AgEvent

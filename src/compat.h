@@ -33,6 +33,13 @@
 #define AG_EXECUTOR_RUN_ARGS queryDesc, direction, count, execute_once
 #endif
 
+/* 16 made ownership checks generic over catalogs. */
+#if PG_VERSION_NUM >= 160000
+#define ag_table_ownercheck(relid, roleid) object_ownercheck(RelationRelationId, (relid), (roleid))
+#else
+#define ag_table_ownercheck(relid, roleid) pg_class_ownercheck((relid), (roleid))
+#endif
+
 /* 17 replaced PGPROC.pgprocno by the process number of the backend. */
 #if PG_VERSION_NUM >= 170000
 #define AG_MY_PROC_NUMBER MyProcNumber

@@ -286,10 +286,10 @@ ag_refuse(const AgPair *pair, const AgDecision *decision, const char *agent)
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("%s on %s is not allowed for agent \"%s\"",
 						pair->command, pair->object, agent),
-				 errdetail("Policy %lld (%s on %s) sends dropped tables to the recycle bin, which this version of agent_guard does not have yet.",
+				 errdetail("Policy %lld (%s on %s) sends dropped tables to the recycle bin, which takes only a plain DROP TABLE (no CASCADE, no other objects).",
 						   (long long) decision->policy_id,
 						   decision->policy_command, decision->pattern),
-				 errhint("Ask an administrator to drop the table, or to change policy %lld with agent_guard.set_policy().",
+				 errhint("Drop the tables one statement each, without CASCADE, or ask an administrator to change policy %lld.",
 						 (long long) decision->policy_id)));
 
 	ereport(ERROR,
@@ -394,8 +394,8 @@ ag_refuse_stopped(const AgStatement *stmt, const char *why, Oid tripped_agent)
  * enforcing.  Refusals are stored durably (through the writer) before the
  * agent gets its error.
  */
-static void
-ag_judge(AgStatement *stmt, AgCap *cap)
+static bool
+ag_judge(AgStatement *stmt, AgCap *cap, bool can_trash)
 {
 	AgMode		mode = ag_session_mode();
 	int			n_agents;
@@ -414,11 +414,11 @@ ag_judge(AgStatement *stmt, AgCap *cap)
 	if (cap)
 		cap->active = false;
 	if (stmt->pairs == NIL)
-		return;
+		return false;
 
 	/* the statement an approver approved runs, if it is still the same */
 	if (ag_replay_covers(stmt, ag_depth, &approved_request))
-		return;
+		return false;
 
 	memset(&worst, 0, sizeof(worst));
 	foreach(lc, stmt->pairs)
@@ -456,7 +456,7 @@ ag_judge(AgStatement *stmt, AgCap *cap)
 
 	/* allowed reads are recorded only on request; session commands never */
 	if (worst.action == AG_ACTION_ALLOW && !changes && !(reads && ag_audit_reads))
-		return;
+		return false;
 
 	/* built-in protections hold in monitor mode too */
 	enforced = (mode == AG_MODE_ENFORCE || worst.builtin);
@@ -482,7 +482,15 @@ ag_judge(AgStatement *stmt, AgCap *cap)
 	if (worst.action == AG_ACTION_ALLOW || !enforced)
 	{
 		ag_record_event(&event, false);
-		return;
+		return false;
+	}
+
+	/* a plain DROP TABLE whose every table goes to the recycle bin */
+	if (worst.action == AG_ACTION_TRASH && can_trash)
+	{
+		event.decision = "trashed";
+		ag_record_event(&event, false);
+		return true;
 	}
 
 	if (worst.action == AG_ACTION_REQUIRE_APPROVAL)
@@ -499,7 +507,7 @@ ag_judge(AgStatement *stmt, AgCap *cap)
 			event.reason = psprintf("approved request %lld, run once on retry",
 									(long long) request_id);
 			ag_record_event(&event, false);
-			return;
+			return false;
 		}
 		ag_count_refusal(agent);
 		stored = ag_park(stmt, worst_pair, &worst, agent, &request_id, &error);
@@ -521,6 +529,7 @@ ag_judge(AgStatement *stmt, AgCap *cap)
 		ag_count_refusal(agent);
 		ag_refuse(worst_pair, &worst, agent);
 	}
+	return false;
 }
 
 /*
@@ -580,6 +589,8 @@ ag_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 	if (ag_guard_applies())
 	{
 		AgStatement stmt;
+		Node	   *parsetree = pstmt->utilityStmt;
+		bool		can_trash;
 
 		ag_limit_to_reading();
 		ag_prepare_statement(&stmt, ag_classify_utility(pstmt->utilityStmt),
@@ -591,7 +602,19 @@ ag_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 		if (!stmt.nested)
 			stmt.params = params;
 		stmt.needs_own_transaction = ag_needs_own_transaction(pstmt->utilityStmt);
-		ag_judge(&stmt, NULL);
+		can_trash = IsA(parsetree, DropStmt) &&
+			((DropStmt *) parsetree)->removeType == OBJECT_TABLE &&
+			((DropStmt *) parsetree)->behavior == DROP_RESTRICT &&
+			!((DropStmt *) parsetree)->concurrent;
+		if (ag_judge(&stmt, NULL, can_trash))
+		{
+			/* moved to the recycle bin instead of dropped */
+			ag_trash_tables((DropStmt *) parsetree, stmt.text,
+							GetUserNameFromId(ag_session_agent(), true));
+			if (qc)
+				SetQueryCompletion(qc, CMDTAG_DROP_TABLE, 0);
+			return;
+		}
 	}
 
 	/* EXECUTE of a prepared statement is no nesting: its plan is what the client sent */
@@ -636,7 +659,7 @@ ag_ExecutorStart(QueryDesc *queryDesc, int eflags)
 			ag_refuse_stopped(&stmt, "frozen", InvalidOid);
 		if (!stmt.nested)
 			stmt.params = queryDesc->params;
-		ag_judge(&stmt, &cap);
+		(void) ag_judge(&stmt, &cap, false);
 	}
 
 	if (ag_prev_ExecutorStart)
@@ -662,7 +685,7 @@ ag_planner(Query *parse, const char *query_string, int cursorOptions,
 
 		ag_prepare_statement(&stmt, ag_classify_query_functions(parse), query_string,
 							 parse->stmt_location, parse->stmt_len);
-		ag_judge(&stmt, NULL);
+		(void) ag_judge(&stmt, NULL, false);
 	}
 	if (ag_prev_planner)
 		return ag_prev_planner(parse, query_string, cursorOptions, boundParams);
