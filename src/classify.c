@@ -1004,7 +1004,7 @@ ag_scans_everything(Plan *plan)
 			{
 				Append	   *append = (Append *) plan;
 
-				if (append->part_prune_info != NULL || append->appendplans == NIL)
+				if (ag_append_prunes(append) || append->appendplans == NIL)
 					return false;
 				foreach(lc, append->appendplans)
 					if (!ag_scans_everything(lfirst(lc)))

@@ -33,6 +33,13 @@
 #define AG_EXECUTOR_RUN_ARGS queryDesc, direction, count, execute_once
 #endif
 
+/* 18 replaced Append's run-time pruning info by an index into the plan's list. */
+#if PG_VERSION_NUM >= 180000
+#define ag_append_prunes(append) ((append)->part_prune_index >= 0)
+#else
+#define ag_append_prunes(append) ((append)->part_prune_info != NULL)
+#endif
+
 /* 16 made ownership checks generic over catalogs. */
 #if PG_VERSION_NUM >= 160000
 #define ag_table_ownercheck(relid, roleid) object_ownercheck(RelationRelationId, (relid), (roleid))

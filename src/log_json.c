@@ -18,7 +18,6 @@
 #include "libpq/libpq-be.h"
 #include "miscadmin.h"
 #include "parser/scanner.h"
-#include "parser/gram.h"
 #include "utils/acl.h"
 #include "catalog/pg_type.h"
 #include "utils/datetime.h"
@@ -122,6 +121,27 @@ ag_log_event(const AgEvent *event)
 }
 
 /*
+ * Is the token just lexed (NUL-terminated in the scanner's buffer) a
+ * literal?  Judged by its text, as the token codes are not installed with
+ * every server's headers.
+ */
+static bool
+ag_token_is_literal(const char *t)
+{
+	if (t[0] == '\'')
+		return true;
+	if (strchr("eEbBxXnN", t[0]) && t[0] != '\0' && t[1] == '\'')
+		return true;
+	if ((t[0] == 'u' || t[0] == 'U') && t[1] == '&' && t[2] == '\'')
+		return true;
+	if (t[0] == '$' && !isdigit((unsigned char) t[1]))
+		return true;			/* dollar quoting; $1 is a parameter */
+	if (isdigit((unsigned char) t[0]) || (t[0] == '.' && isdigit((unsigned char) t[1])))
+		return true;
+	return false;
+}
+
+/*
  * Replace every literal in a statement with '?', so values (passwords,
  * personal data) stay out of the log.  Text the lexer cannot read is
  * replaced whole.
@@ -148,8 +168,7 @@ ag_redact_statement(const char *statement)
 
 			if (token == 0)
 				break;
-			if (token == SCONST || token == USCONST || token == ICONST ||
-				token == FCONST || token == BCONST || token == XCONST)
+			if (ag_token_is_literal(yyextra.scanbuf + yylloc))
 			{
 				int			length = strlen(yyextra.scanbuf + yylloc);
 
@@ -194,7 +213,7 @@ ag_prepared_query(const char *statement)
 
 		yyscanner = scanner_init(statement, &yyextra, &ScanKeywords, ScanKeywordTokens);
 		token = core_yylex(&yylval, &yylloc, yyscanner);
-		if (token == PREPARE)
+		if (token != 0 && pg_strcasecmp(yyextra.scanbuf + yylloc, "prepare") == 0)
 		{
 			while ((token = core_yylex(&yylval, &yylloc, yyscanner)) != 0)
 			{
@@ -202,7 +221,7 @@ ag_prepared_query(const char *statement)
 					depth++;
 				else if (token == ')')
 					depth--;
-				else if (token == AS && depth == 0)
+				else if (depth == 0 && pg_strcasecmp(yyextra.scanbuf + yylloc, "as") == 0)
 				{
 					const char *rest = statement + yylloc + 2;
 

@@ -261,7 +261,7 @@ ag_index_policy(AgPolicy *policy)
 		char		command[NAMEDATALEN] = {0};
 		AgWildEntry *entry;
 
-		strlcpy(command, policy->command, NAMEDATALEN);
+		snprintf(command, NAMEDATALEN, "%s", policy->command);
 		entry = hash_search(wild_policies, command, HASH_ENTER, &found);
 		if (!found)
 			entry->policies = NIL;
@@ -436,7 +436,7 @@ ag_consider_command(const char *policy_command, bool exact_command, const char *
 		char		command[NAMEDATALEN] = {0};
 		AgWildEntry *wild;
 
-		strlcpy(command, policy_command, NAMEDATALEN);
+		snprintf(command, NAMEDATALEN, "%s", policy_command);
 		wild = hash_search(wild_policies, command, HASH_FIND, NULL);
 		if (wild)
 		{

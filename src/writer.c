@@ -191,10 +191,10 @@ ag_wake_writer(Oid dboid, char **error)
 	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
 	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
 	worker.bgw_restart_time = 1;
-	strlcpy(worker.bgw_library_name, "agent_guard", BGW_MAXLEN);
-	strlcpy(worker.bgw_function_name, "ag_writer_main", BGW_MAXLEN);
+	snprintf(worker.bgw_library_name, BGW_MAXLEN, "%s", "agent_guard");
+	snprintf(worker.bgw_function_name, BGW_MAXLEN, "%s", "ag_writer_main");
 	snprintf(worker.bgw_name, BGW_MAXLEN, "agent_guard writer for database %u", dboid);
-	strlcpy(worker.bgw_type, "agent_guard writer", BGW_MAXLEN);
+	snprintf(worker.bgw_type, BGW_MAXLEN, "%s", "agent_guard writer");
 	worker.bgw_main_arg = ObjectIdGetDatum(dboid);
 	worker.bgw_notify_pid = 0;
 	if (!RegisterDynamicBackgroundWorker(&worker, NULL))
@@ -578,7 +578,7 @@ ag_writer_store_batch(int *batch, int n)
 		}
 		else
 		{
-			strlcpy(slot->error, errors[i] ? errors[i] : "not stored", AG_SLOT_ERROR_LEN);
+			snprintf(slot->error, AG_SLOT_ERROR_LEN, "%s", errors[i] ? errors[i] : "not stored");
 			slot->state = AG_SLOT_FAILED;
 		}
 	}
