@@ -79,6 +79,7 @@ CREATE TABLE agent_guard.requests (
 	command text NOT NULL,
 	objects text[] NOT NULL,
 	relation_oids oid[] NOT NULL DEFAULT '{}',
+	estimated_rows bigint,
 	statement text NOT NULL,
 	nested_statement text,
 	search_path text NOT NULL,
@@ -247,14 +248,18 @@ CREATE VIEW agent_guard.blocked_events AS
 						'would_park', 'would_trash', 'would_cap')
 	 ORDER BY seq;
 
--- Pending and not expired, newest first: what an approver has to decide.
+-- Pending and not expired, newest first: what an approver needs to decide.
 CREATE VIEW agent_guard.pending_requests AS
-	SELECT r.id, r.requested_at, r.expires_at, r.agent, r."session_user", r."current_user",
-		   r.application_name, r.client_addr, r.command, r.objects, r.statement,
-		   r.nested_statement, r.policy_id, r.approvals_required,
+	SELECT r.id, r.agent, r.command, r.objects, r.statement, r.nested_statement,
+		   r.estimated_rows, r.policy_id, p.command AS policy_command,
+		   p.object_pattern AS policy_pattern, r.reason,
+		   r.approvals_required,
 		   (SELECT count(*) FROM agent_guard.approvals a WHERE a.request_id = r.id) AS approvals,
-		   now() - r.requested_at AS age, r.needs_retry
+		   r.requested_at, now() - r.requested_at AS age, r.expires_at,
+		   r."session_user", r."current_user", r.application_name, r.client_addr,
+		   r.needs_retry
 	  FROM agent_guard.requests r
+	  LEFT JOIN agent_guard.policies p ON p.id = r.policy_id
 	 WHERE r.status = 'pending' AND r.expires_at > now()
 	 ORDER BY r.requested_at DESC, r.id DESC;
 

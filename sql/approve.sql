@@ -36,6 +36,9 @@ RESET SESSION AUTHORIZATION;
 SET SESSION AUTHORIZATION regress_approve_carol;
 SELECT id, agent, command, objects, statement, approvals_required, approvals
   FROM agent_guard.pending_requests;
+SELECT estimated_rows > 0 AS has_estimate, policy_command, policy_pattern, reason,
+	   expires_at > now() AS open
+  FROM agent_guard.pending_requests;
 SELECT agent_guard.approve_pending(1, 'old logs, fine');
 -- approving again, or rejecting now, changes nothing
 SELECT agent_guard.approve_pending(1);

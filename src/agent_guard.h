@@ -266,6 +266,7 @@ typedef struct AgStatement
 	ParamListInfo params;		/* its parameters (extended protocol) */
 	bool		nested;			/* judged inside a function, rule or trigger */
 	bool		needs_own_transaction;	/* cannot run inside a transaction block */
+	double		estimated_rows; /* planner's estimate of rows changed, -1 unknown */
 	List	   *pairs;
 } AgStatement;
 

@@ -577,6 +577,7 @@ ag_prepare_statement(AgStatement *stmt, List *pairs, const char *source,
 	}
 	stmt->params = stmt->nested ? toplevel_params : NULL;
 	stmt->needs_own_transaction = false;
+	stmt->estimated_rows = -1;
 }
 
 void
@@ -659,6 +660,9 @@ ag_ExecutorStart(QueryDesc *queryDesc, int eflags)
 			ag_refuse_stopped(&stmt, "frozen", InvalidOid);
 		if (!stmt.nested)
 			stmt.params = queryDesc->params;
+		/* what the planner expects an UPDATE or DELETE to change, for approvers */
+		if (IsA(pstmt->planTree, ModifyTable) && outerPlan(pstmt->planTree))
+			stmt.estimated_rows = outerPlan(pstmt->planTree)->plan_rows;
 		(void) ag_judge(&stmt, &cap, false);
 	}
 

@@ -204,7 +204,7 @@ bool
 ag_park(const AgStatement *stmt, const AgPair *pair, const AgDecision *decision,
 		const char *agent, int64 *request_id, char **error)
 {
-	const char *fields[21];
+	const char *fields[22];
 	List	   *objects;
 	List	   *relids;
 	char	   *param_types;
@@ -240,6 +240,7 @@ ag_park(const AgStatement *stmt, const AgPair *pair, const AgDecision *decision,
 	fields[18] = psprintf("%d", MyProcPid);
 	fields[19] = ag_xid_text();
 	fields[20] = ag_oid_array_literal(relids);
+	fields[21] = stmt->estimated_rows >= 0 ? psprintf("%.0f", stmt->estimated_rows) : NULL;
 
 	return ag_write_record(AG_RECORD_REQUEST, fields, lengthof(fields), request_id, error);
 }
