@@ -281,6 +281,9 @@ extern char *ag_text_array_literal(List *strings);
 /* ---------- sqlfuncs.c: SQL-callable administration ---------- */
 
 extern void ag_require_not_agent(const char *function);
+extern void ag_require_argument(FunctionCallInfo fcinfo, int argno, const char *name);
+extern Interval *ag_interval_argument(FunctionCallInfo fcinfo, int argno,
+									  const char *name);
 extern char *ag_role_name(Oid roleid);
 extern Oid	ag_registered_agent_argument(FunctionCallInfo fcinfo);
 extern void ag_log_change(const char *command, const char *object, const char *reason,

@@ -191,18 +191,9 @@ ag_purge_audit(PG_FUNCTION_ARGS)
 	Datum		values[1];
 	int64		purged = 0;
 	bool		isnull;
-	AgEvent		event;
 
 	ag_require_not_agent("agent_guard.purge_audit()");
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("older_than must not be null")));
-	older_than = PG_GETARG_INTERVAL_P(0);
-	if (older_than->time < 0 || older_than->day < 0 || older_than->month < 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("older_than must not be negative")));
+	older_than = ag_interval_argument(fcinfo, 0, "older_than");
 	values[0] = PointerGetDatum(older_than);
 
 	if (SPI_connect() != SPI_OK_CONNECT)
@@ -248,13 +239,7 @@ ag_purge_audit(PG_FUNCTION_ARGS)
 	}
 	SPI_finish();
 
-	memset(&event, 0, sizeof(event));
-	event.command = "PURGE AUDIT";
-	event.objects = list_make1(makeString("agent_guard.audit_log"));
-	event.decision = "changed";
-	event.reason = psprintf("removed %lld rows", (long long) purged);
-	event.rows = purged;
-	event.actor = GetUserNameFromId(GetSessionUserId(), true);
-	ag_record_at_commit(&event);
+	ag_log_change("PURGE AUDIT", "agent_guard.audit_log",
+				  psprintf("removed %lld rows", (long long) purged), 0);
 	PG_RETURN_INT64(purged);
 }

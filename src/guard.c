@@ -11,13 +11,13 @@
 #include "access/parallel.h"
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "catalog/pg_namespace.h"
+#include "catalog/pg_proc.h"
 #include "miscadmin.h"
 #include "storage/proc.h"
 #include "tcop/tcopprot.h"
 #include "utils/acl.h"
 #include "utils/inval.h"
-#include "catalog/pg_namespace.h"
-#include "catalog/pg_proc.h"
 #include "utils/lsyscache.h"
 
 int			ag_nesting = 0;

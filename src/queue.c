@@ -741,10 +741,7 @@ ag_replay_request(const AgRequest *request, int64 *rows, char **error)
 static int64
 ag_request_id_argument(FunctionCallInfo fcinfo)
 {
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("request_id must not be null")));
+	ag_require_argument(fcinfo, 0, "request_id");
 	return PG_GETARG_INT64(0);
 }
 
@@ -890,15 +887,7 @@ ag_wait_for_decision(PG_FUNCTION_ARGS)
 	char	   *outer_user = GetUserNameFromId(GetOuterUserId(), false);
 
 	id = ag_request_id_argument(fcinfo);
-	if (PG_ARGISNULL(1))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("timeout must not be null")));
-	timeout_ms = ag_interval_ms(PG_GETARG_INTERVAL_P(1));
-	if (timeout_ms < 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("timeout must not be negative")));
+	timeout_ms = ag_interval_ms(ag_interval_argument(fcinfo, 1, "timeout"));
 	if (IsolationUsesXactSnapshot())
 		ereport(ERROR,
 				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),

@@ -26,6 +26,7 @@
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/regproc.h"
+#include "utils/timestamp.h"
 
 PG_FUNCTION_INFO_V1(ag_register_agent);
 PG_FUNCTION_INFO_V1(ag_unregister_agent);
@@ -50,13 +51,28 @@ ag_require_not_agent(const char *function)
 				 errhint("Call it as a role that is not an agent.")));
 }
 
-static void
+void
 ag_require_argument(FunctionCallInfo fcinfo, int argno, const char *name)
 {
 	if (PG_ARGISNULL(argno))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("%s must not be null", name)));
+}
+
+/* An interval argument that must be given and not negative. */
+Interval *
+ag_interval_argument(FunctionCallInfo fcinfo, int argno, const char *name)
+{
+	Interval   *interval;
+
+	ag_require_argument(fcinfo, argno, name);
+	interval = PG_GETARG_INTERVAL_P(argno);
+	if (interval->time < 0 || interval->day < 0 || interval->month < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must not be negative", name)));
+	return interval;
 }
 
 static AgMode

@@ -131,13 +131,9 @@ ag_restore_dropped(PG_FUNCTION_ARGS)
 	char	   *name;
 	char	   *trashed;
 	char	   *restored;
-	AgEvent		event;
 
 	ag_require_not_agent("agent_guard.restore_dropped()");
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("trash_id must not be null")));
+	ag_require_argument(fcinfo, 0, "trash_id");
 	id = PG_GETARG_INT64(0);
 	values[0] = Int64GetDatum(id);
 
@@ -177,14 +173,8 @@ ag_restore_dropped(PG_FUNCTION_ARGS)
 	restored = psprintf("%s.%s", quote_identifier(schema), quote_identifier(name));
 	SPI_finish();
 
-	memset(&event, 0, sizeof(event));
-	event.command = "RESTORE DROPPED";
-	event.objects = list_make1(makeString(psprintf("%s.%s", schema, name)));
-	event.decision = "restored";
-	event.reason = psprintf("recycle bin entry %lld", (long long) id);
-	event.rows = -1;
-	event.actor = GetUserNameFromId(GetSessionUserId(), true);
-	ag_record_at_commit(&event);
+	ag_log_change("RESTORE DROPPED", psprintf("%s.%s", schema, name),
+				  psprintf("recycle bin entry %lld", (long long) id), 0);
 	PG_RETURN_TEXT_P(cstring_to_text(restored));
 }
 
@@ -198,14 +188,9 @@ ag_purge_trash(PG_FUNCTION_ARGS)
 	ListCell   *lc;
 	uint64		i;
 	int64		purged = 0;
-	AgEvent		event;
 
 	ag_require_not_agent("agent_guard.purge_trash()");
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("older_than must not be null")));
-	values[0] = PG_GETARG_DATUM(0);
+	values[0] = PointerGetDatum(ag_interval_argument(fcinfo, 0, "older_than"));
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -225,13 +210,7 @@ ag_purge_trash(PG_FUNCTION_ARGS)
 	}
 	SPI_finish();
 
-	memset(&event, 0, sizeof(event));
-	event.command = "PURGE TRASH";
-	event.objects = list_make1(makeString("agent_guard.trash"));
-	event.decision = "changed";
-	event.reason = psprintf("dropped %lld tables", (long long) purged);
-	event.rows = purged;
-	event.actor = GetUserNameFromId(GetSessionUserId(), true);
-	ag_record_at_commit(&event);
+	ag_log_change("PURGE TRASH", "agent_guard.trash",
+				  psprintf("dropped %lld tables", (long long) purged), 0);
 	PG_RETURN_INT64(purged);
 }
