@@ -30,3 +30,6 @@ TAP_TESTS = 1
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# every file shares the structures of these headers (shared memory included)
+$(OBJS): src/agent_guard.h src/compat.h

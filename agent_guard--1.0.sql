@@ -18,7 +18,8 @@ CREATE TABLE agent_guard.policies (
 	enabled boolean NOT NULL DEFAULT true,
 	note text,
 	created_at timestamptz NOT NULL DEFAULT now(),
-	created_by name NOT NULL DEFAULT session_user
+	created_by name NOT NULL DEFAULT session_user,
+	installed_default boolean NOT NULL DEFAULT false
 );
 CREATE UNIQUE INDEX policies_agent_command_pattern_key
 	ON agent_guard.policies ((coalesce(agent::oid, 0::oid)), command, object_pattern);
@@ -34,12 +35,18 @@ CREATE FUNCTION agent_guard.policies_merge() RETURNS trigger
 	SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-	IF NEW.id IS NOT NULL AND EXISTS (SELECT 1 FROM agent_guard.policies p WHERE p.id = NEW.id) THEN
+	-- a default re-created under a new id replaces the reinstalled one
+	DELETE FROM agent_guard.policies p
+	 WHERE p.id <> NEW.id
+	   AND coalesce(p.agent::oid, 0::oid) = coalesce(NEW.agent::oid, 0::oid)
+	   AND p.command = NEW.command AND p.object_pattern = NEW.object_pattern;
+	IF EXISTS (SELECT 1 FROM agent_guard.policies p WHERE p.id = NEW.id) THEN
 		UPDATE agent_guard.policies p
 		   SET agent = NEW.agent, command = NEW.command, object_pattern = NEW.object_pattern,
 			   action = NEW.action, max_rows = NEW.max_rows,
 			   approvals_required = NEW.approvals_required, enabled = NEW.enabled,
-			   note = NEW.note, created_at = NEW.created_at, created_by = NEW.created_by
+			   note = NEW.note, created_at = NEW.created_at, created_by = NEW.created_by,
+			   installed_default = NEW.installed_default
 		 WHERE p.id = NEW.id;
 		RETURN NULL;
 	END IF;
@@ -57,13 +64,30 @@ CREATE TRIGGER policies_changed
 	FOR EACH STATEMENT EXECUTE FUNCTION agent_guard.policies_changed();
 
 -- Installed defaults: ordinary rows, visible and editable.
-INSERT INTO agent_guard.policies (command, object_pattern, action, max_rows, note) VALUES
-	('DESTRUCTIVE', '*', 'require_approval', NULL, 'installed default'),
-	('ADMIN', '*', 'deny', NULL, 'installed default'),
-	('UPDATE', '*', 'allow', 1000, 'installed default'),
-	('DELETE', '*', 'allow', 1000, 'installed default'),
-	('MERGE', '*', 'allow', 1000, 'installed default'),
-	('ALL', '*', 'allow', NULL, 'installed default');
+INSERT INTO agent_guard.policies (command, object_pattern, action, max_rows, note,
+								  installed_default) VALUES
+	('DESTRUCTIVE', '*', 'require_approval', NULL, 'installed default', true),
+	('ADMIN', '*', 'deny', NULL, 'installed default', true),
+	('UPDATE', '*', 'allow', 1000, 'installed default', true),
+	('DELETE', '*', 'allow', 1000, 'installed default', true),
+	('MERGE', '*', 'allow', 1000, 'installed default', true),
+	('ALL', '*', 'allow', NULL, 'installed default', true);
+
+-- Installed defaults an administrator dropped: a restore into a fresh
+-- install (which has them again) drops them again.
+CREATE TABLE agent_guard.removed_defaults (id bigint PRIMARY KEY);
+SELECT pg_catalog.pg_extension_config_dump('agent_guard.removed_defaults', '');
+CREATE FUNCTION agent_guard.removed_defaults_apply() RETURNS trigger
+	LANGUAGE plpgsql
+	SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	DELETE FROM agent_guard.policies p WHERE p.id = NEW.id AND p.installed_default;
+	RETURN NEW;
+END
+$$;
+CREATE TRIGGER removed_defaults_apply BEFORE INSERT ON agent_guard.removed_defaults
+	FOR EACH ROW EXECUTE FUNCTION agent_guard.removed_defaults_apply();
 
 -- Parked statements waiting for a human (written by the writer worker).
 CREATE TABLE agent_guard.requests (

@@ -72,6 +72,7 @@ extern int	ag_command_groups(const char *command);
 extern int	ag_group_by_name(const char *name);
 extern const char *ag_canonical_command(const char *name);
 extern bool ag_command_counts_rows(const char *command);
+extern bool ag_command_changes_rows(const char *command);
 extern const char *ag_valid_commands_hint(void);
 
 /* ---------- classify.c: statements to (command, object) pairs ---------- */
@@ -175,6 +176,7 @@ typedef enum AgSlotState
 	AG_SLOT_FREE = 0,
 	AG_SLOT_QUEUED,				/* waiting for the writer */
 	AG_SLOT_TAKEN,				/* the writer is storing it */
+	AG_SLOT_COMMITTING,			/* stored; the writer is committing */
 	AG_SLOT_DONE,				/* committed; result holds the new id */
 	AG_SLOT_FAILED,				/* not stored; error says why */
 	AG_SLOT_ABANDONED			/* the backend stopped waiting */

@@ -31,6 +31,7 @@ static AgBreaker *
 ag_breaker_entry(Oid agent, bool create)
 {
 	AgBreaker  *free_entry = NULL;
+	AgBreaker  *oldest = NULL;
 	int			i;
 
 	for (i = 0; i < AG_MAX_BREAKERS; i++)
@@ -41,8 +42,15 @@ ag_breaker_entry(Oid agent, bool create)
 			return entry;
 		if (entry->agent == InvalidOid && free_entry == NULL)
 			free_entry = entry;
+		if (!entry->tripped && (oldest == NULL || entry->window_start < oldest->window_start))
+			oldest = entry;
 	}
-	if (!create || free_entry == NULL)
+	if (!create)
+		return NULL;
+	/* full: the quietest untripped agent gives up its count */
+	if (free_entry == NULL)
+		free_entry = oldest;
+	if (free_entry == NULL)
 		return NULL;
 	memset(free_entry, 0, sizeof(AgBreaker));
 	free_entry->agent = agent;

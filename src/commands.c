@@ -270,6 +270,18 @@ ag_command_counts_rows(const char *command)
 	return ag_in_list(command, counted);
 }
 
+/* Does a statement of this command change rows that can be counted? */
+bool
+ag_command_changes_rows(const char *command)
+{
+	static const char *const counted[] = {
+		"INSERT", "UPDATE", "DELETE", "MERGE", "UPDATE WITHOUT WHERE",
+		"DELETE WITHOUT WHERE", NULL
+	};
+
+	return ag_in_list(command, counted);
+}
+
 /* The list of valid commands, for error hints. */
 const char *
 ag_valid_commands_hint(void)

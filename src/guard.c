@@ -429,7 +429,7 @@ ag_judge(AgStatement *stmt, AgCap *cap, bool can_trash)
 		ag_decide_pair(pair, agents, n_agents, &decision);
 		/* the tightest row cap among the allowed changes */
 		if (cap && decision.action == AG_ACTION_ALLOW && decision.max_rows >= 0 &&
-			ag_command_counts_rows(pair->command) &&
+			ag_command_changes_rows(pair->command) &&
 			(!cap->active || decision.max_rows < cap->decision.max_rows))
 		{
 			cap->active = true;

@@ -509,8 +509,13 @@ ag_policy_decide(const AgPair *pair, const Oid *agents, int n_agents, AgDecision
 	decision->reason = psprintf("policy %lld (%s on %s) says %s",
 								(long long) best->id, best->command, best->pattern,
 								ag_action_name(best->action));
-	/* require_approval with max_rows: up to the cap runs, above it waits */
-	if (best->action == AG_ACTION_REQUIRE_APPROVAL && best->max_rows >= 0)
+	/*
+	 * require_approval with max_rows: up to the cap runs, above it waits.
+	 * Only for statements whose rows can be counted; a DROP or TRUNCATE
+	 * still waits whatever the cap.
+	 */
+	if (best->action == AG_ACTION_REQUIRE_APPROVAL && best->max_rows >= 0 &&
+		ag_command_changes_rows(pair->command))
 	{
 		decision->action = AG_ACTION_ALLOW;
 		decision->over_cap_needs_approval = true;

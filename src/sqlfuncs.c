@@ -365,21 +365,32 @@ ag_set_policy(PG_FUNCTION_ARGS)
 	if (PG_ARGISNULL(6))
 		nulls[6] = 'n';
 
-	/* no row limit: a limited INSERT would skip the invalidation trigger */
+	/*
+	 * Update the policy for (agent, command, pattern), or insert it.  Not
+	 * ON CONFLICT: the insert trigger that merges restored rows must only
+	 * ever see rows whose key is new.  No row limit: a limited statement
+	 * would skip the invalidation trigger.
+	 */
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args("INSERT INTO agent_guard.policies AS p"
-							  " (command, object_pattern, action, agent, max_rows,"
-							  "  approvals_required, note)"
-							  " VALUES ($1, $2, $3, $4::pg_catalog.regrole, $5, $6, $7)"
-							  " ON CONFLICT ((COALESCE(agent::pg_catalog.oid, 0::pg_catalog.oid)),"
-							  "  command, object_pattern)"
-							  " DO UPDATE SET action = excluded.action, max_rows = excluded.max_rows,"
-							  "  approvals_required = excluded.approvals_required,"
-							  "  note = excluded.note, enabled = true"
+	if (SPI_execute_with_args("UPDATE agent_guard.policies"
+							  " SET action = $3, max_rows = $5, approvals_required = $6,"
+							  "  note = $7, enabled = true"
+							  " WHERE COALESCE(agent::pg_catalog.oid, 0::pg_catalog.oid)"
+							  "  OPERATOR(pg_catalog.=) COALESCE($4, 0::pg_catalog.oid)"
+							  "  AND command OPERATOR(pg_catalog.=) $1"
+							  "  AND object_pattern OPERATOR(pg_catalog.=) $2"
 							  " RETURNING id",
-							  7, argtypes, values, nulls, false, 0) != SPI_OK_INSERT_RETURNING ||
-		SPI_processed != 1)
+							  7, argtypes, values, nulls, false, 0) != SPI_OK_UPDATE_RETURNING)
+		elog(ERROR, "could not store the policy");
+	if (SPI_processed == 0 &&
+		(SPI_execute_with_args("INSERT INTO agent_guard.policies"
+							   " (command, object_pattern, action, agent, max_rows,"
+							   "  approvals_required, note)"
+							   " VALUES ($1, $2, $3, $4::pg_catalog.regrole, $5, $6, $7)"
+							   " RETURNING id",
+							   7, argtypes, values, nulls, false, 0) != SPI_OK_INSERT_RETURNING ||
+		 SPI_processed != 1))
 		elog(ERROR, "could not store the policy");
 	policy_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
 											SPI_tuptable->tupdesc, 1, &isnull));
@@ -398,6 +409,7 @@ ag_drop_policy(PG_FUNCTION_ARGS)
 	int64		policy_id;
 	Oid			argtypes[1] = {INT8OID};
 	Datum		values[1];
+	bool		isnull;
 
 	ag_require_not_agent("agent_guard.drop_policy()");
 	ag_require_argument(fcinfo, 0, "policy_id");
@@ -407,13 +419,19 @@ ag_drop_policy(PG_FUNCTION_ARGS)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	if (SPI_execute_with_args("DELETE FROM agent_guard.policies"
-							  " WHERE id OPERATOR(pg_catalog.=) $1",
-							  1, argtypes, values, NULL, false, 0) != SPI_OK_DELETE)
+							  " WHERE id OPERATOR(pg_catalog.=) $1 RETURNING installed_default",
+							  1, argtypes, values, NULL, false, 0) != SPI_OK_DELETE_RETURNING)
 		elog(ERROR, "could not delete the policy");
 	if (SPI_processed == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("policy %lld does not exist", (long long) policy_id)));
+	/* remembered, so that a restore into a fresh install drops it again */
+	if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) &&
+		SPI_execute_with_args("INSERT INTO agent_guard.removed_defaults (id) VALUES ($1)"
+							  " ON CONFLICT DO NOTHING",
+							  1, argtypes, values, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not record the removed default");
 	SPI_finish();
 
 	ag_log_change("DROP POLICY", psprintf("%lld", (long long) policy_id), NULL, policy_id);

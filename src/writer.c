@@ -6,8 +6,10 @@
  *	  backend's database, which commits them in its own transaction and
  *	  acknowledges; the backend waits up to agent_guard.write_timeout.
  *
- * One writer per database is started on first need as a dynamic
- * background worker and restarted by the postmaster if it dies.
+ * One writer per database is started on need as a dynamic background
+ * worker.  It leaves after a few idle seconds (so DROP DATABASE is not kept
+ * waiting by it), and if it dies, the next record that needs it starts a
+ * new one.
  *
  *-------------------------------------------------------------------------
  */
@@ -30,6 +32,9 @@
 
 bool		ag_am_writer = false;
 
+/* A writer with nothing to do for this long leaves. */
+#define AG_WRITER_IDLE_MS 2000L
+
 /* The statement that stores each kind of record; every parameter is text. */
 static const char *const record_sql[] = {
 	[AG_RECORD_REQUEST] =
@@ -48,13 +53,13 @@ static const char *const record_sql[] = {
 	" INSERT INTO agent_guard.audit_log (pid, \"session_user\", \"current_user\", agent,"
 	"  application_name, client_addr, command, objects, statement, decision, policy_id,"
 	"  reason, request_id, xid)"
-	" SELECT $19::pg_catalog.int4, r.\"session_user\", r.\"current_user\", r.agent::pg_catalog.text,"
+	" SELECT $19::pg_catalog.int4, r.\"session_user\", r.\"current_user\", pg_catalog.pg_get_userbyid(r.agent),"
 	"  r.application_name, r.client_addr, r.command, r.objects, $18, 'parked', r.policy_id,"
 	"  r.reason, r.id, $20::pg_catalog.xid8 FROM r"
 	" RETURNING *)"
 	" SELECT r.id, (SELECT pg_catalog.row_to_json(a)::pg_catalog.text FROM a),"
 	"  pg_catalog.pg_notify('agent_guard_pending',"
-	"  pg_catalog.json_build_object('id', r.id, 'agent', r.agent::pg_catalog.text,"
+	"  pg_catalog.json_build_object('id', r.id, 'agent', pg_catalog.pg_get_userbyid(r.agent),"
 	"   'command', r.command, 'objects', r.objects)::pg_catalog.text)"
 	" FROM r",
 	[AG_RECORD_AUDIT] =
@@ -190,7 +195,8 @@ ag_wake_writer(Oid dboid, char **error)
 	memset(&worker, 0, sizeof(worker));
 	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
 	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = 1;
+	/* not restarted by the postmaster: the next record starts a writer again */
+	worker.bgw_restart_time = BGW_NEVER_RESTART;
 	snprintf(worker.bgw_library_name, BGW_MAXLEN, "%s", "agent_guard");
 	snprintf(worker.bgw_function_name, BGW_MAXLEN, "%s", "ag_writer_main");
 	snprintf(worker.bgw_name, BGW_MAXLEN, "agent_guard writer for database %u", dboid);
@@ -332,9 +338,13 @@ ag_write_record(AgRecordKind kind, const char *const *fields, int nfields,
 			break;
 		}
 		remaining = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
-		if (remaining <= 0)
+		if (remaining <= 0 && state != AG_SLOT_COMMITTING)
 		{
-			/* a queued record is withdrawn; one being written is left to the writer */
+			/*
+			 * A queued record is withdrawn; one being written is abandoned,
+			 * and the writer leaves it out before committing.  One already
+			 * being committed is waited for: its answer comes at once.
+			 */
 			slot->state = (state == AG_SLOT_QUEUED) ? AG_SLOT_FREE : AG_SLOT_ABANDONED;
 			LWLockRelease(ag_shared->lock);
 			*error = psprintf("the agent_guard writer did not confirm within agent_guard.write_timeout (%d ms)",
@@ -343,7 +353,7 @@ ag_write_record(AgRecordKind kind, const char *const *fields, int nfields,
 		}
 		LWLockRelease(ag_shared->lock);
 		/* short sleeps: a writer that was just started has no latch to set us by */
-		if (ConditionVariableTimedSleep(&ag_shared->done_cv, Min(remaining, 1000),
+		if (ConditionVariableTimedSleep(&ag_shared->done_cv, Max(Min(remaining, 1000), 10),
 										PG_WAIT_EXTENSION))
 			(void) ag_wake_writer(MyDatabaseId, error);
 	}
@@ -380,6 +390,7 @@ ag_writer_detach(int code, Datum arg)
 	LWLockAcquire(ag_shared->lock, LW_EXCLUSIVE);
 	if (my_writer->pid == MyProcPid)
 	{
+		my_writer->dboid = InvalidOid;
 		my_writer->pid = 0;
 		my_writer->latch = NULL;
 		my_writer->starting = false;
@@ -418,7 +429,8 @@ ag_writer_attach(Oid dboid)
 	{
 		AgSlot	   *slot = &ag_shared->slots[i];
 
-		if (slot->dboid == dboid && slot->state == AG_SLOT_TAKEN)
+		if (slot->dboid == dboid &&
+			(slot->state == AG_SLOT_TAKEN || slot->state == AG_SLOT_COMMITTING))
 			slot->state = AG_SLOT_QUEUED;
 		else if (slot->dboid == dboid && slot->state == AG_SLOT_ABANDONED)
 			slot->state = AG_SLOT_FREE;
@@ -475,6 +487,7 @@ ag_writer_store_batch(int *batch, int n)
 	ResourceOwner batch_owner;
 	int			i;
 	bool		committed = false;
+	bool		abandoned = false;
 
 	PG_TRY();
 	{
@@ -527,6 +540,21 @@ ag_writer_store_batch(int *batch, int n)
 			PG_END_TRY();
 		}
 
+		/*
+		 * Nobody may be told "not stored" of a record we then commit: leave
+		 * out records whose backend gave up, or else promise to commit.
+		 */
+		LWLockAcquire(ag_shared->lock, LW_EXCLUSIVE);
+		for (i = 0; i < n; i++)
+			if (ag_shared->slots[batch[i]].state == AG_SLOT_ABANDONED)
+				abandoned = true;
+		for (i = 0; i < n && !abandoned; i++)
+			ag_shared->slots[batch[i]].state = AG_SLOT_COMMITTING;
+		LWLockRelease(ag_shared->lock);
+		if (abandoned)
+			ereport(ERROR,
+					(errmsg_internal("a waiting backend gave up; storing the batch again without its record")));
+
 		SPI_finish();
 		PopActiveSnapshot();
 		CommitTransactionCommand();
@@ -542,10 +570,32 @@ ag_writer_store_batch(int *batch, int n)
 		AbortCurrentTransaction();
 		for (i = 0; i < n; i++)
 			errors[i] = edata->message;
-		EmitErrorReport();
+		if (!abandoned)
+			EmitErrorReport();
 	}
 	PG_END_TRY();
 	MemoryContextSwitchTo(batch_context);
+
+	if (abandoned)
+	{
+		/* nothing was stored: free the abandoned slots, queue the rest again */
+		LWLockAcquire(ag_shared->lock, LW_EXCLUSIVE);
+		for (i = 0; i < n; i++)
+		{
+			AgSlot	   *slot = &ag_shared->slots[batch[i]];
+
+			if (slot->state == AG_SLOT_ABANDONED)
+			{
+				slot->state = AG_SLOT_FREE;
+				slot->length = 0;
+			}
+			else
+				slot->state = AG_SLOT_QUEUED;
+		}
+		LWLockRelease(ag_shared->lock);
+		ConditionVariableBroadcast(&ag_shared->done_cv);
+		return;
+	}
 
 	/* the server-log line of each stored record, now that it is committed */
 	for (i = 0; i < n; i++)
@@ -613,6 +663,7 @@ ag_writer_main(Datum main_arg)
 	{
 		int			n = 0;
 		int			i;
+		int			rc;
 
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
@@ -647,7 +698,27 @@ ag_writer_main(Datum main_arg)
 			continue;
 		}
 
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 10000L, PG_WAIT_EXTENSION);
+		rc = WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+					   AG_WRITER_IDLE_MS, PG_WAIT_EXTENSION);
+		if (rc & WL_TIMEOUT)
+		{
+			bool		idle = true;
+
+			/* leave when nothing is queued; whoever queues next starts a writer */
+			LWLockAcquire(ag_shared->lock, LW_EXCLUSIVE);
+			for (i = 0; i < ag_shared->nslots && idle; i++)
+				if (ag_shared->slots[i].dboid == dboid &&
+					ag_shared->slots[i].state == AG_SLOT_QUEUED)
+					idle = false;
+			if (idle)
+			{
+				my_writer->dboid = InvalidOid;
+				my_writer->pid = 0;
+				my_writer->latch = NULL;
+			}
+			LWLockRelease(ag_shared->lock);
+			if (idle)
+				proc_exit(0);
+		}
 	}
 }
