@@ -71,6 +71,8 @@ port = $port
 listen_addresses = ''
 unix_socket_directories = '$tmp'
 shared_preload_libraries = 'agent_guard'
+# six refusals within a minute stop the agent's writes (the default is 20)
+agent_guard.breaker_threshold = 6
 lc_messages = 'C'
 fsync = off
 CONF
@@ -210,7 +212,15 @@ DELETE FROM app_logs;
 SQL
 say
 say "AG001 means \"parked\": the statement did not run; it is stored as a request that a"
-say "human can approve or reject. 42501 means \"forbidden\"."
+say "human can approve or reject. 42501 means \"forbidden\". After six refusals within a"
+say "minute the circuit breaker tripped (AG003): every further write or DDL of the agent is"
+say "refused until a human resets it. The trip was also sent on NOTIFY agent_guard_alert:"
+dba -d shop <<'SQL'
+SELECT agent, denied, parked, breaker_trips, breaker_tripped FROM agent_guard.agent_activity;
+SELECT seq, decision, reason FROM agent_guard.audit_events WHERE decision = 'breaker_tripped';
+SQL
+say "The on-call human looks, and resets the breaker:"
+dba -d shop -c "SELECT agent_guard.reset_breaker('ops_agent') AS was_tripped"
 
 heading "7. No way around it"
 say "-- switching to the owning role, turning the guard off, loosening the policy,"
@@ -235,6 +245,8 @@ CREATE TABLE scratch (id int);
 \echo '   -> SQLSTATE' :SQLSTATE
 SQL
 
+dba -d shop -c "SELECT agent_guard.reset_breaker('ops_agent') AS was_tripped" >/dev/null
+
 heading "8. \"Delete logs older than 30 days\", asking agent_guard.evaluate() first"
 say "The agent's cleanup statement has a bug: '+' where it meant '-', so it matches every row."
 say "evaluate() parses and plans a statement and reports the decision; it never runs it."
@@ -244,21 +256,17 @@ SELECT command, object, action, policy_id, reason
                             current_user::regrole);
 SQL
 say
-say "Policy 4 allows a DELETE with a WHERE clause. Its max_rows of 1000 is not enforced"
-say "by this version (row caps are planned), so this statement would really delete all"
-say "5000 rows. Until row caps exist, the DBA puts deletes on app_logs behind approval:"
-dba -d shop -v ECHO=queries <<'SQL'
-SELECT agent_guard.set_policy('DELETE', 'public.app_logs', 'require_approval',
-                              note => 'log cleanup needs a human until row caps exist')
-       AS policy_id;
-SQL
-say "The agent asks again, then sends the statement:"
+say "Policy 4 allows a DELETE with a WHERE clause, but caps it at max_rows 1000 rows."
+say "The agent sends it; it would delete all 5000 rows, so it is rolled back (AG002):"
 agent -d shop <<'SQL'
-SELECT command, object, action, policy_id
-  FROM agent_guard.evaluate($$DELETE FROM app_logs WHERE created_at < now() + interval '1 day'$$,
-                            current_user::regrole);
 DELETE FROM app_logs WHERE created_at < now() + interval '1 day';
 \echo '   -> SQLSTATE' :SQLSTATE
+SQL
+say
+say "The DBA decides that log cleanup needs a human from now on:"
+dba -d shop -v ECHO=queries <<'SQL'
+SELECT agent_guard.set_policy('DELETE', 'public.app_logs', 'require_approval',
+                              note => 'log cleanup needs a human') AS policy_id;
 SQL
 
 heading "9. The morning: all data is intact, and the night's requests wait for a human"
@@ -279,19 +287,13 @@ say "As oncall, an approver who is not an agent:"
 oncall -d shop -v ECHO=queries <<'SQL'
 SELECT id, agent, command, objects, statement
   FROM agent_guard.pending_requests ORDER BY id;
--- the cleanup would match every row: send it back with the reason
-SELECT agent_guard.reject_pending(id,
-         'matches all 5000 rows; you meant now() - interval ''30 days''')
-  FROM agent_guard.pending_requests WHERE command = 'DELETE';
--- nothing else from last night gets approved
+-- nothing from last night gets approved
 SELECT id, agent_guard.reject_pending(id, 'not approved: destructive change at 3 a.m.')
   FROM agent_guard.pending_requests ORDER BY id;
 SQL
 
-heading "10. The agent reads the answer and sends the statement it meant"
+heading "10. The agent sends the statement it meant, and a human approves it"
 agent -d shop <<'SQL'
-SELECT id, command, status, reason FROM agent_guard.my_requests
- WHERE command = 'DELETE' ORDER BY id DESC LIMIT 1;
 DELETE FROM app_logs WHERE created_at < now() - interval '30 days';
 \echo '   -> SQLSTATE' :SQLSTATE
 SQL

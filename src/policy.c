@@ -506,9 +506,15 @@ ag_policy_decide(const AgPair *pair, const Oid *agents, int n_agents, AgDecision
 	decision->policy_command = best->command;
 	decision->max_rows = best->max_rows;
 	decision->approvals_required = best->approvals_required;
-	decision->reason = psprintf("policy %lld (%s on %s) says %s",
-								(long long) best->id, best->command, best->pattern,
-								ag_action_name(best->action));
+	if (best->action == AG_ACTION_ALLOW && best->max_rows >= 0 &&
+		ag_command_changes_rows(pair->command))
+		decision->reason = psprintf("policy %lld (%s on %s) allows up to %lld rows",
+									(long long) best->id, best->command, best->pattern,
+									(long long) best->max_rows);
+	else
+		decision->reason = psprintf("policy %lld (%s on %s) says %s",
+									(long long) best->id, best->command, best->pattern,
+									ag_action_name(best->action));
 	/*
 	 * require_approval with max_rows: up to the cap runs, above it waits.
 	 * Only for statements whose rows can be counted; a DROP or TRUNCATE
