@@ -266,16 +266,16 @@ ag_refuse(const AgPair *pair, const AgDecision *decision, const char *agent)
 	if (decision->builtin)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("%s on %s is not allowed for agent \"%s\"",
+				 errmsg("%s on %s is not allowed for agent \"%s\": agent_guard never allows it",
 						pair->command, pair->object, agent),
 				 errdetail("agent_guard refuses this whatever the policies say: %s.",
 						   decision->reason),
-				 errhint("Run the statement as a role that is not an agent.")));
+				 errhint("Do not retry it: only a role that is not an agent may do this.")));
 
 	if (decision->policy_id == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("%s on %s is not allowed for agent \"%s\"",
+				 errmsg("%s on %s is not allowed for agent \"%s\": no policy allows it",
 						pair->command, pair->object, agent),
 				 errdetail("No agent_guard policy matches this command and object, and unmatched statements are denied."),
 				 errhint("An administrator can allow it with agent_guard.set_policy('%s', '%s', 'allow').",
@@ -284,8 +284,8 @@ ag_refuse(const AgPair *pair, const AgDecision *decision, const char *agent)
 	if (decision->action == AG_ACTION_TRASH)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("%s on %s is not allowed for agent \"%s\"",
-						pair->command, pair->object, agent),
+				 errmsg("%s on %s is not allowed for agent \"%s\": policy %lld only sends tables to the recycle bin",
+						pair->command, pair->object, agent, (long long) decision->policy_id),
 				 errdetail("Policy %lld (%s on %s) sends dropped tables to the recycle bin, which takes only a plain DROP TABLE (no CASCADE, no other objects).",
 						   (long long) decision->policy_id,
 						   decision->policy_command, decision->pattern),
@@ -294,12 +294,12 @@ ag_refuse(const AgPair *pair, const AgDecision *decision, const char *agent)
 
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-			 errmsg("%s on %s is not allowed for agent \"%s\"",
-					pair->command, pair->object, agent),
-			 errdetail("Denied by agent_guard policy %lld (%s on %s).",
+			 errmsg("%s on %s is not allowed for agent \"%s\": policy %lld denies it",
+					pair->command, pair->object, agent, (long long) decision->policy_id),
+			 errdetail("Policy %lld (%s on %s) denies it.",
 					   (long long) decision->policy_id,
 					   decision->policy_command, decision->pattern),
-			 errhint("Ask an administrator to run the statement, or to change policy %lld with agent_guard.set_policy().",
+			 errhint("Do not retry it: ask a human to run it, or to change policy %lld.",
 					 (long long) decision->policy_id)));
 }
 
@@ -311,22 +311,22 @@ ag_refuse_parked(const AgPair *pair, const AgDecision *decision, const char *age
 	if (!stored)
 		ereport(ERROR,
 				(errcode(AG_ERRCODE_APPROVAL_REQUIRED),
-				 errmsg("%s on %s requires approval for agent \"%s\", but the request could not be stored",
-						pair->command, pair->object, agent),
-				 errdetail("Policy %lld (%s on %s) requires a human approval; no request was created: %s.",
+				 errmsg("%s on %s was not run: it needs approval, and the request could not be stored",
+						pair->command, pair->object),
+				 errdetail("Policy %lld (%s on %s) requires a human's approval for agent \"%s\"; no request was created: %s.",
 						   (long long) decision->policy_id,
-						   decision->policy_command, decision->pattern, error),
+						   decision->policy_command, decision->pattern, agent, error),
 				 errhint("Retry later, or ask an administrator to run the statement.")));
 
 	ereport(ERROR,
 			(errcode(AG_ERRCODE_APPROVAL_REQUIRED),
-			 errmsg("%s on %s requires approval for agent \"%s\"",
-					pair->command, pair->object, agent),
-			 errdetail("The statement was not run. It is request %lld, waiting for approval under policy %lld (%s on %s).",
+			 errmsg("%s on %s by agent \"%s\" was not run: it waits for approval as request %lld",
+					pair->command, pair->object, agent, (long long) request_id),
+			 errdetail("Request %lld is stored and approvers are notified; policy %lld (%s on %s) requires a human's approval.",
 					   (long long) request_id, (long long) decision->policy_id,
 					   decision->policy_command, decision->pattern),
-			 errhint("An approver can run it with: SELECT agent_guard.approve_pending(%lld);",
-					 (long long) request_id)));
+			 errhint("Wait for the decision with: SELECT * FROM agent_guard.wait_for_decision(%lld); an approver runs it with: SELECT agent_guard.approve_pending(%lld);",
+					 (long long) request_id, (long long) request_id)));
 }
 
 /* Count a refusal towards the agent's circuit breaker; announce a trip. */
@@ -787,14 +787,15 @@ ag_rowcap_exceeded(const AgStatement *stmt, const AgCap *cap, int64 rows)
 					 errhint("Retry later, or ask an administrator to run the statement.")));
 		ereport(ERROR,
 				(errcode(AG_ERRCODE_APPROVAL_REQUIRED),
-				 errmsg("%s on %s changed %lld rows, more than the %lld agent \"%s\" may change without approval",
+				 errmsg("%s on %s changed %lld rows, more than the %lld agent \"%s\" may change without approval: rolled back, it waits for approval as request %lld",
 						cap->command, cap->object, (long long) rows,
-						(long long) decision.max_rows, cap->agent),
-				 errdetail("The statement was rolled back. It is request %lld, waiting for approval under policy %lld (%s on %s).",
+						(long long) decision.max_rows, cap->agent, (long long) request_id),
+				 errdetail("Request %lld is stored and approvers are notified; policy %lld (%s on %s) requires a human's approval above %lld rows.",
 						   (long long) request_id, (long long) decision.policy_id,
-						   decision.policy_command, decision.pattern),
-				 errhint("An approver can run it with: SELECT agent_guard.approve_pending(%lld);",
-						 (long long) request_id)));
+						   decision.policy_command, decision.pattern,
+						   (long long) decision.max_rows),
+				 errhint("Wait for the decision with: SELECT * FROM agent_guard.wait_for_decision(%lld); an approver runs it with: SELECT agent_guard.approve_pending(%lld);",
+						 (long long) request_id, (long long) request_id)));
 	}
 
 	event.decision = "row_cap";
@@ -802,7 +803,7 @@ ag_rowcap_exceeded(const AgStatement *stmt, const AgCap *cap, int64 rows)
 	ag_count_refusal(cap->agent);
 	ereport(ERROR,
 			(errcode(AG_ERRCODE_ROW_CAP),
-			 errmsg("%s on %s changed %lld rows, more than the %lld allowed for agent \"%s\"",
+			 errmsg("%s on %s changed %lld rows, more than the %lld allowed for agent \"%s\": rolled back",
 					cap->command, cap->object, (long long) rows,
 					(long long) decision.max_rows, cap->agent),
 			 errdetail("The statement was rolled back. Policy %lld (%s on %s) caps it at %lld rows.",

@@ -908,8 +908,14 @@ ag_wait_for_decision(PG_FUNCTION_ARGS)
 		if (SPI_execute_with_args("SELECT CASE WHEN status OPERATOR(pg_catalog.=) 'pending'"
 								  "  AND expires_at OPERATOR(pg_catalog.<=) pg_catalog.now()"
 								  "  THEN 'expired' ELSE status END,"
-								  " rows, COALESCE(error, reason), \"session_user\", \"current_user\""
-								  " FROM agent_guard.requests WHERE id OPERATOR(pg_catalog.=) $1",
+								  " rows,"
+								  " CASE WHEN status OPERATOR(pg_catalog.=) ANY ('{executed,approved}')"
+								  "  THEN (SELECT pg_catalog.string_agg(a.approver OPERATOR(pg_catalog.||)"
+								  "   COALESCE(': ' OPERATOR(pg_catalog.||) a.note, ''), '; ' ORDER BY a.approved_at)"
+								  "   FROM agent_guard.approvals a WHERE a.request_id OPERATOR(pg_catalog.=) r.id)"
+								  "  ELSE COALESCE(error, reason) END,"
+								  " \"session_user\", \"current_user\""
+								  " FROM agent_guard.requests r WHERE id OPERATOR(pg_catalog.=) $1",
 								  1, argtypes, arg, NULL, false, 0) != SPI_OK_SELECT)
 			elog(ERROR, "could not read agent_guard.requests");
 		if (SPI_processed == 0)

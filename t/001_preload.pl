@@ -191,7 +191,7 @@ is( run_ok($node, 'postgres', $agent, 'SELECT id, item FROM public.orders ORDER 
 
 agent_refused(
 	$node, 'postgres', $agent, 'DROP TABLE public.orders;', 'AG001',
-	qr/ERROR:  DROP TABLE on public\.orders requires approval for agent "$agent"\n/,
+	qr/ERROR:  DROP TABLE on public\.orders by agent "$agent" was not run: it waits for approval as request \d+\n/,
 	'DROP TABLE', 'parked', 'agent DROP TABLE before restart');
 is($node->safe_psql('postgres', 'SELECT id, item FROM public.orders ORDER BY id'),
 	$orders_rows, 'orders intact after refused DROP TABLE');
@@ -207,7 +207,7 @@ is( $node->safe_psql(
 my $insert_orders = q{INSERT INTO public.orders VALUES (4, 'it''s a "quoted" \\ item');};
 agent_refused(
 	$node, 'postgres', $agent, $insert_orders, '42501',
-	qr/ERROR:  INSERT on public\.orders is not allowed for agent "$agent"\nDETAIL:  Denied by agent_guard policy 7 \(INSERT on public\.orders\)\./,
+	qr/ERROR:  INSERT on public\.orders is not allowed for agent "$agent": policy 7 denies it\nDETAIL:  Policy 7 \(INSERT on public\.orders\) denies it\./,
 	'INSERT', 'denied', 'agent INSERT under custom deny policy');
 is($node->safe_psql('postgres', 'SELECT id, item FROM public.orders ORDER BY id'),
 	$orders_rows, 'orders intact after refused INSERT');
@@ -235,19 +235,19 @@ is( $node->safe_psql(
 
 agent_refused(
 	$node, 'postgres', $agent, $insert_orders, '42501',
-	qr/ERROR:  INSERT on public\.orders is not allowed for agent "$agent"\nDETAIL:  Denied by agent_guard policy 7 \(INSERT on public\.orders\)\./,
+	qr/ERROR:  INSERT on public\.orders is not allowed for agent "$agent": policy 7 denies it\nDETAIL:  Policy 7 \(INSERT on public\.orders\) denies it\./,
 	'INSERT', 'denied', 'agent INSERT under custom deny policy after restart');
 agent_refused(
 	$node, 'postgres', $agent, 'DROP TABLE public.orders;', 'AG001',
-	qr/ERROR:  DROP TABLE on public\.orders requires approval for agent "$agent"\n/,
+	qr/ERROR:  DROP TABLE on public\.orders by agent "$agent" was not run: it waits for approval as request \d+\n/,
 	'DROP TABLE', 'parked', 'agent DROP TABLE after restart');
 agent_refused(
 	$node, 'postgres', $agent, 'TRUNCATE public.orders;', 'AG001',
-	qr/ERROR:  TRUNCATE TABLE on public\.orders requires approval for agent "$agent"\n/,
+	qr/ERROR:  TRUNCATE TABLE on public\.orders by agent "$agent" was not run: it waits for approval as request \d+\n/,
 	'TRUNCATE TABLE', 'parked', 'agent TRUNCATE after restart');
 agent_refused(
 	$node, 'postgres', $agent, 'DELETE FROM public.orders;', 'AG001',
-	qr/ERROR:  DELETE WITHOUT WHERE on public\.orders requires approval for agent "$agent"\n/,
+	qr/ERROR:  DELETE WITHOUT WHERE on public\.orders by agent "$agent" was not run: it waits for approval as request \d+\n/,
 	'DELETE WITHOUT WHERE', 'parked', 'agent DELETE without WHERE after restart');
 is($node->safe_psql('postgres', 'SELECT id, item FROM public.orders ORDER BY id'),
 	$orders_rows, 'orders intact after refusals following restart');
@@ -297,7 +297,7 @@ foreach my $case (
 	my ($sql, $command, $object) = @$case;
 	my $event = agent_refused(
 		$node, 'otherdb', $agent, $sql, '42501',
-		qr/ERROR:  \Q$command on $object\E is not allowed for agent "$agent"\nDETAIL:  .*$not_installed/,
+		qr/ERROR:  \Q$command on $object\E is not allowed for agent "$agent": agent_guard never allows it\nDETAIL:  .*$not_installed/,
 		$command, 'denied', "agent $command in otherdb");
 	like($event->{reason} // '', $not_installed, "agent $command in otherdb: logged reason");
 }
@@ -311,7 +311,7 @@ foreach my $sql (
 {
 	agent_refused(
 		$node, 'otherdb', $agent, $sql, '42501',
-		qr/ERROR:  .* is not allowed for agent "$agent"\nDETAIL:  .*$not_installed/,
+		qr/ERROR:  .* is not allowed for agent "$agent": agent_guard never allows it\nDETAIL:  .*$not_installed/,
 		undef, 'denied', "agent $sql in otherdb");
 }
 

@@ -27,8 +27,8 @@ $listener->query_safe('LISTEN agent_guard_pending');
 # the agent's statement is parked; the request is committed by the writer
 my ($ret, $out, $err) = $node->psql('postgres', 'DELETE FROM public.jobs',
 	extra_params => [ '-U', 'regress_notify_bot' ]);
-like($err, qr/requires approval/, 'DELETE without WHERE is parked');
-my ($request_id) = $err =~ /It is request (\d+)/;
+like($err, qr/waits for approval/, 'DELETE without WHERE is parked');
+my ($request_id) = $err =~ /as request (\d+)/;
 ok($request_id, 'the error names the request');
 
 # psql shows notifications after the next command it runs

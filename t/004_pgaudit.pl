@@ -37,7 +37,7 @@ foreach my $order ('pgaudit,agent_guard', 'agent_guard,pgaudit')
 	my ($r1, $o1, $e1) = $node->psql('postgres',
 		'UPDATE public.accounts SET balance = 0 WHERE id = 1; CREATE TABLE public.bot_scratch (a int); DROP TABLE public.accounts;',
 		extra_params => [ '-U', 'regress_pga_bot' ]);
-	like($e1, qr/DROP TABLE on public.accounts requires approval/, "$order: the agent's DROP is parked");
+	like($e1, qr/DROP TABLE on public.accounts by agent "regress_pga_bot" was not run: it waits for approval/, "$order: the agent's DROP is parked");
 	$node->psql('postgres', 'UPDATE public.accounts SET balance = 1 WHERE id = 2;',
 		extra_params => [ '-U', 'regress_pga_human' ]);
 

@@ -30,7 +30,7 @@ foreach my $decision ('approve', 'reject')
 {
 	my ($ret, $out, $err) = $node->psql('postgres', 'DELETE FROM public.jobs',
 		extra_params => [ '-U', 'regress_wait_bot' ]);
-	my ($id) = $err =~ /It is request (\d+)/;
+	my ($id) = $err =~ /as request (\d+)/;
 	ok($id, "$decision: the agent's DELETE is parked as request $id");
 
 	my $agent = $node->background_psql('postgres', extra_params => [ '-U', 'regress_wait_bot' ]);
@@ -62,7 +62,7 @@ SELECT status || ' ' || coalesce(rows::text, '-') FROM agent_guard.wait_for_deci
 # a wait is cancellable
 my ($ret, $out, $err) = $node->psql('postgres', 'DELETE FROM public.jobs',
 	extra_params => [ '-U', 'regress_wait_bot' ]);
-my ($id) = $err =~ /It is request (\d+)/;
+my ($id) = $err =~ /as request (\d+)/;
 my $agent = $node->background_psql('postgres', extra_params => [ '-U', 'regress_wait_bot' ],
 	on_error_stop => 0);
 $agent->query_until(qr/waiting/, qq{\\echo waiting

@@ -50,15 +50,15 @@ my $data_before = $node->safe_psql('postgres', $data_sql);
 # matched to it.  kind: [ template, decision, command, SQLSTATE, message ]
 my @kinds = (
 	[ 'TRUNCATE /* %s */ public.t', 'denied', 'TRUNCATE TABLE', '42501',
-	  'TRUNCATE TABLE on public.t is not allowed for agent "%s"' ],
+	  'TRUNCATE TABLE on public.t is not allowed for agent "%s": policy 7 denies it' ],
 	[ q{INSERT INTO /* %s */ public.t VALUES (-1, '%1$s')}, 'denied', 'INSERT', '42501',
-	  'INSERT on public.t is not allowed for agent "%s"' ],
+	  'INSERT on public.t is not allowed for agent "%s": policy 8 denies it' ],
 	[ 'DELETE FROM /* %s */ public.t', 'parked', 'DELETE WITHOUT WHERE', 'AG001',
-	  'DELETE WITHOUT WHERE on public.t requires approval for agent "%s"' ],
+	  'DELETE WITHOUT WHERE on public.t by agent "%s" was not run: it waits for approval as request %s' ],
 	[ q{UPDATE /* %s */ public.t SET v = '%1$s'}, 'parked', 'UPDATE WITHOUT WHERE', 'AG001',
-	  'UPDATE WITHOUT WHERE on public.t requires approval for agent "%s"' ],
+	  'UPDATE WITHOUT WHERE on public.t by agent "%s" was not run: it waits for approval as request %s' ],
 	[ 'DROP TABLE /* %s */ public.t', 'parked', 'DROP TABLE', 'AG001',
-	  'DROP TABLE on public.t requires approval for agent "%s"' ]);
+	  'DROP TABLE on public.t by agent "%s" was not run: it waits for approval as request %s' ]);
 
 sub tag_of
 {
@@ -165,7 +165,11 @@ sub burst
 			my $tag = $files[$s]{tags}[ $line - 1 ] // "line $line";
 			my $kind = $expected{$tag}{kind} // $kinds[0];
 			my $decision = $kind->[1];
-			my ($want_state, $want_message) = ($kind->[3], sprintf($kind->[4], $role));
+			# a parked statement's message names its request
+			my $request = $message =~ /as request (\d+)$/ ? $1 : '?';
+			my ($want_state, $want_message) =
+			  ($kind->[3], $decision eq 'parked' ? sprintf($kind->[4], $role, $request)
+				: sprintf($kind->[4], $role));
 			if ($breaker && $sqlstate eq 'AG003')
 			{
 				$decision = 'breaker';
@@ -180,8 +184,7 @@ sub burst
 			$decision{$tag} = $decision;
 			if ($decision eq 'parked')
 			{
-				$client_request{$tag} =
-				  $rest =~ /It is request (\d+), waiting for approval/ ? $1 : $rest;
+				$client_request{$tag} = $request;
 			}
 		}
 	}
