@@ -18,7 +18,7 @@ OBJS = \
 	src/writer.o
 
 EXTENSION = agent_guard
-DATA = agent_guard--1.0.sql
+DATA = agent_guard--1.0.sql agent_guard--1.0--1.1.sql
 PGFILEDESC = "agent_guard - guard rails for AI agent roles"
 
 REGRESS_OPTS = --inputdir=. --load-extension=agent_guard

@@ -68,7 +68,8 @@ as_postgres "$bindir/initdb" -D "$data" -U postgres -A trust -E UTF8 --no-locale
 cat >>"$data/postgresql.conf" <<CONF
 # agent_guard demo
 port = $port
-listen_addresses = ''
+# the MCP server in step 10 reaches PostgreSQL over TCP only
+listen_addresses = '127.0.0.1'
 unix_socket_directories = '$tmp'
 shared_preload_libraries = 'agent_guard'
 # six refusals within a minute stop the agent's writes (the default is 20)
@@ -292,11 +293,27 @@ SELECT id, agent_guard.reject_pending(id, 'not approved: destructive change at 3
   FROM agent_guard.pending_requests ORDER BY id;
 SQL
 
-heading "10. The agent sends the statement it meant, and a human approves it"
-agent -d shop <<'SQL'
-DELETE FROM app_logs WHERE created_at < now() - interval '30 days';
-\echo '   -> SQLSTATE' :SQLSTATE
-SQL
+heading "10. The agent sends the statement it meant, through its MCP server"
+say "Agents usually reach the database through an MCP server. Here ops_agent uses dbhub"
+say "(npm package @bytebase/dbhub, stdio transport): initialize, tools/list, then a"
+say "tools/call of its SQL tool per statement, exactly as an agent framework sends them."
+meant="DELETE FROM app_logs WHERE created_at < now() - interval '30 days'"
+clients=$here/clients
+if [ ! -f "$clients/node_modules/@bytebase/dbhub/dist/index.js" ]; then
+	npm ci --prefix "$clients" --omit=optional --ignore-scripts --no-audit --no-fund \
+		--no-update-notifier --loglevel=error >/dev/null 2>&1 || true
+fi
+if [ -f "$clients/node_modules/@bytebase/dbhub/dist/index.js" ]; then
+	node "$clients/mcp_call.mjs" "postgres://ops_agent@127.0.0.1:$port/shop?sslmode=disable" \
+		"$meant" \
+		"SELECT id, command, status FROM agent_guard.my_requests ORDER BY id DESC LIMIT 1"
+	say
+	say "dbhub shows the agent the primary message only: it says what waits, and as which"
+	say "request, so the agent can wait for the decision instead of retrying."
+else
+	say "(npm could not install dbhub here; the agent sends it with psql instead)"
+	agent -d shop -c "$meant"
+fi
 request=$(oncall -d shop -Atc "SELECT id FROM agent_guard.pending_requests
 	WHERE command = 'DELETE' ORDER BY id DESC LIMIT 1")
 say

@@ -43,6 +43,9 @@ SELECT id, original_schema, original_name, trashed_name, dropped_by, agent, stat
 SELECT count(*) FROM agent_guard.trash_1_orders;
 SELECT to_regclass('trash_shop.not_mine') IS NOT NULL AS not_mine_kept,
 	   to_regclass('trash_shop.keep') IS NOT NULL AS keep_kept;
+-- only the table really moved is recorded as trashed
+SELECT decision, objects, statement FROM agent_guard.audit_events
+ WHERE command = 'DROP TABLE' ORDER BY seq;
 
 -- the name is taken meanwhile: restoring fails clearly and changes nothing
 CREATE TABLE trash_shop.orders (x int);

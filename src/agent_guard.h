@@ -319,7 +319,7 @@ extern void ag_alert(const char *command, const char *decision, Oid agent,
 
 /* ---------- trash.c: the recycle bin ---------- */
 
-extern void ag_trash_tables(DropStmt *stmt, const char *statement, const char *agent);
+extern int	ag_trash_tables(DropStmt *stmt, const char *statement, const char *agent);
 
 /* ---------- log_json.c: the structured server-log line ---------- */
 

@@ -16,6 +16,7 @@
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "catalog/objectaddress.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_shseclabel.h"
@@ -359,6 +360,13 @@ ag_set_agent_label(Oid roleid, const char *mode, bool frozen)
 {
 	ObjectAddress address;
 
+	/* labels are written like any row: not on a standby, not read-only */
+	if (XactReadOnly)
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot change agent_guard's agents in a read-only transaction"),
+				 RecoveryInProgress() ?
+				 errhint("This server is a standby: make the change on the primary.") : 0));
 	ObjectAddressSet(address, AuthIdRelationId, roleid);
 	SetSecurityLabel(&address, AG_LABEL_PROVIDER,
 					 mode && frozen ? psprintf(AG_FROZEN_PREFIX "%s", mode) : mode);

@@ -98,9 +98,7 @@ ag_record_event(AgEvent *event, bool durable)
 			: ag_send_record(kind, fields, n, &error))
 			return;
 		ereport(LOG,
-				(durable ?
-				 errmsg("agent_guard could not store the audit record of a refusal: %s", error) :
-				 errmsg("agent_guard could not store the audit record of a decision: %s", error),
+				(errmsg("agent_guard could not store the audit record of a decision: %s", error),
 				 errhidestmt(true)));
 	}
 	ag_log_event(event);

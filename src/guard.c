@@ -316,6 +316,8 @@ ag_refuse_parked(const AgPair *pair, const AgDecision *decision, const char *age
 				 errdetail("Policy %lld (%s on %s) requires a human's approval for agent \"%s\"; no request was created: %s.",
 						   (long long) decision->policy_id,
 						   decision->policy_command, decision->pattern, agent, error),
+				 RecoveryInProgress() ?
+				 errhint("This server is a standby: send the statement to the primary.") :
 				 errhint("Retry later, or ask an administrator to run the statement.")));
 
 	ereport(ERROR,
@@ -394,6 +396,9 @@ ag_refuse_stopped(const AgStatement *stmt, const char *why, Oid tripped_agent)
  * enforcing.  Refusals are stored durably (through the writer) before the
  * agent gets its error.
  */
+/* The record of a DROP TABLE that ag_judge() sent to the recycle bin. */
+static AgEvent trash_event;
+
 static bool
 ag_judge(AgStatement *stmt, AgCap *cap, bool can_trash)
 {
@@ -488,8 +493,8 @@ ag_judge(AgStatement *stmt, AgCap *cap, bool can_trash)
 	/* a plain DROP TABLE whose every table goes to the recycle bin */
 	if (worst.action == AG_ACTION_TRASH && can_trash)
 	{
-		event.decision = "trashed";
-		ag_record_event(&event, false);
+		trash_event = event;
+		trash_event.decision = "trashed";
 		return true;
 	}
 
@@ -603,15 +608,28 @@ ag_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 		if (!stmt.nested)
 			stmt.params = params;
 		stmt.needs_own_transaction = ag_needs_own_transaction(pstmt->utilityStmt);
-		can_trash = IsA(parsetree, DropStmt) &&
+		/* a standby cannot move tables: there, trash refuses like deny */
+		can_trash = IsA(parsetree, DropStmt) && !RecoveryInProgress() &&
 			((DropStmt *) parsetree)->removeType == OBJECT_TABLE &&
 			((DropStmt *) parsetree)->behavior == DROP_RESTRICT &&
 			!((DropStmt *) parsetree)->concurrent;
 		if (ag_judge(&stmt, NULL, can_trash))
 		{
-			/* moved to the recycle bin instead of dropped */
-			ag_trash_tables((DropStmt *) parsetree, stmt.text,
-							GetUserNameFromId(ag_session_agent(), true));
+			/*
+			 * Moved to the recycle bin instead of dropped: recorded when the
+			 * move commits, so one that fails (not the owner) or is rolled
+			 * back claims nothing.  DROP TABLE IF EXISTS of no table moves
+			 * nothing and is an allowed no-op.
+			 */
+			if (ag_trash_tables((DropStmt *) parsetree, stmt.text,
+								GetUserNameFromId(ag_session_agent(), true)) > 0)
+				ag_record_at_commit(&trash_event);
+			else
+			{
+				trash_event.decision = "allowed";
+				trash_event.reason = psprintf("%s; no table to move", trash_event.reason);
+				ag_record_event(&trash_event, false);
+			}
 			if (qc)
 				SetQueryCompletion(qc, CMDTAG_DROP_TABLE, 0);
 			return;

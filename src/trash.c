@@ -56,10 +56,11 @@ ag_trash_sql(const char *sql, int nargs, Oid *argtypes, Datum *values, int expec
  * Move the tables of a DROP TABLE into the bin.  The agent needs what DROP
  * needs: ownership of each table.
  */
-void
+int
 ag_trash_tables(DropStmt *stmt, const char *statement, const char *agent)
 {
 	ListCell   *lc;
+	int			moved = 0;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -116,8 +117,10 @@ ag_trash_tables(DropStmt *stmt, const char *statement, const char *agent)
 					 " trashed_name, dropped_by, agent, statement)"
 					 " VALUES ($1, $2, $3, $4, session_user, $5, $6)",
 					 6, argtypes, values, SPI_OK_INSERT);
+		moved++;
 	}
 	SPI_finish();
+	return moved;
 }
 
 /* restore_dropped(trash_id bigint) RETURNS regclass */
