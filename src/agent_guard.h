@@ -194,6 +194,7 @@ typedef struct AgSlot
 	Size		offset;			/* record bytes in the arena */
 	Size		length;
 	int64		result;
+	TransactionId commit_xid;	/* the writer's transaction, once COMMITTING */
 	char		error[AG_SLOT_ERROR_LEN];
 } AgSlot;
 

@@ -15,6 +15,7 @@
  */
 #include "agent_guard.h"
 
+#include "access/transam.h"
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "executor/spi.h"
@@ -424,16 +425,35 @@ ag_writer_attach(Oid dboid)
 	writer->starting = false;
 	my_writer = writer;
 
-	/* what a dead predecessor was storing was rolled back with it: queue it again */
+	/*
+	 * What a dead predecessor was storing: queue it again unless its
+	 * transaction committed (it died between the commit and the answer).
+	 */
 	for (i = 0; i < ag_shared->nslots; i++)
 	{
 		AgSlot	   *slot = &ag_shared->slots[i];
 
-		if (slot->dboid == dboid &&
-			(slot->state == AG_SLOT_TAKEN || slot->state == AG_SLOT_COMMITTING))
+		if (slot->dboid != dboid)
+			continue;
+		if (slot->state == AG_SLOT_COMMITTING &&
+			TransactionIdIsValid(slot->commit_xid) &&
+			TransactionIdDidCommit(slot->commit_xid))
+		{
+			if (slot->async)
+			{
+				slot->state = AG_SLOT_FREE;
+				slot->length = 0;
+			}
+			else
+				slot->state = AG_SLOT_DONE;
+		}
+		else if (slot->state == AG_SLOT_TAKEN || slot->state == AG_SLOT_COMMITTING)
 			slot->state = AG_SLOT_QUEUED;
-		else if (slot->dboid == dboid && slot->state == AG_SLOT_ABANDONED)
+		else if (slot->state == AG_SLOT_ABANDONED)
+		{
 			slot->state = AG_SLOT_FREE;
+			slot->length = 0;
+		}
 	}
 	LWLockRelease(ag_shared->lock);
 	before_shmem_exit(ag_writer_detach, (Datum) 0);
@@ -488,6 +508,7 @@ ag_writer_store_batch(int *batch, int n)
 	int			i;
 	bool		committed = false;
 	bool		abandoned = false;
+	volatile bool holding_interrupts = false;
 
 	PG_TRY();
 	{
@@ -549,12 +570,24 @@ ag_writer_store_batch(int *batch, int n)
 			if (ag_shared->slots[batch[i]].state == AG_SLOT_ABANDONED)
 				abandoned = true;
 		for (i = 0; i < n && !abandoned; i++)
-			ag_shared->slots[batch[i]].state = AG_SLOT_COMMITTING;
+		{
+			AgSlot	   *slot = &ag_shared->slots[batch[i]];
+
+			/* what a successor needs to know if we die before answering */
+			if (errors[i] != NULL)
+				continue;
+			slot->state = AG_SLOT_COMMITTING;
+			slot->result = results[i];
+			slot->commit_xid = GetTopTransactionIdIfAny();
+		}
 		LWLockRelease(ag_shared->lock);
 		if (abandoned)
 			ereport(ERROR,
 					(errmsg_internal("a waiting backend gave up; storing the batch again without its record")));
 
+		/* from the commit to the answer, a SIGTERM waits */
+		HOLD_INTERRUPTS();
+		holding_interrupts = true;
 		SPI_finish();
 		PopActiveSnapshot();
 		CommitTransactionCommand();
@@ -568,6 +601,11 @@ ag_writer_store_batch(int *batch, int n)
 		edata = CopyErrorData();
 		FlushErrorState();
 		AbortCurrentTransaction();
+		if (holding_interrupts)
+		{
+			RESUME_INTERRUPTS();
+			holding_interrupts = false;
+		}
 		for (i = 0; i < n; i++)
 			errors[i] = edata->message;
 		if (!abandoned)
@@ -636,6 +674,8 @@ ag_writer_store_batch(int *batch, int n)
 	ConditionVariableBroadcast(&ag_shared->done_cv);
 	/* a consumed one-retry approval is a decision someone may wait for */
 	ConditionVariableBroadcast(&ag_shared->decision_cv);
+	if (holding_interrupts)
+		RESUME_INTERRUPTS();
 }
 
 /* Entry point of a writer worker; its argument is the database OID. */
