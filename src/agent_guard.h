@@ -85,9 +85,15 @@ typedef struct AgPair
 	Oid			funcid;			/* function OID for EXECUTE pairs */
 } AgPair;
 
+/* The object of a set_config() whose setting name is known only as it runs. */
+#define AG_COMPUTED_SETTING "(computed setting name)"
+
+/* The channels agent_guard notifies on (agent_guard_pending, agent_guard_alert). */
+#define AG_CHANNEL_PREFIX "agent_guard"
+
 extern List *ag_classify_utility(Node *parsetree);
-extern List *ag_classify_plan(PlannedStmt *pstmt);
-extern List *ag_classify_query_functions(Query *query);
+extern List *ag_classify_plan(PlannedStmt *pstmt, ParamListInfo params);
+extern List *ag_classify_query_functions(Query *query, ParamListInfo params);
 extern List *ag_add_pair(List *pairs, const char *command, char *object, Oid relid);
 
 /* ---------- agents.c: who is an agent ---------- */
@@ -112,6 +118,7 @@ extern bool ag_role_frozen(Oid roleid);
 extern bool ag_caller_is_agent(void);
 extern const Oid *ag_session_agents(int *n_agents);
 extern Oid *ag_agents_of_role(Oid roleid, int *n_agents);
+extern void ag_set_replay_agent(Oid agent);
 
 /* ---------- policy.c: policy cache, matching and precedence ---------- */
 
@@ -278,6 +285,7 @@ extern bool ag_park(const AgStatement *stmt, const AgPair *pair,
 					int64 *request_id, char **error);
 extern bool ag_claim_retry(const AgStatement *stmt, int64 *request_id);
 extern bool ag_replay_covers(const AgStatement *stmt, int depth, int64 *request_id);
+extern bool ag_replay_active(int64 *request_id);
 extern bool ag_needs_own_transaction(Node *parsetree);
 extern char *ag_text_array_literal(List *strings);
 
@@ -320,6 +328,7 @@ extern void ag_alert(const char *command, const char *decision, Oid agent,
 
 /* ---------- trash.c: the recycle bin ---------- */
 
+extern bool ag_trashable(DropStmt *stmt);
 extern int	ag_trash_tables(DropStmt *stmt, const char *statement, const char *agent);
 
 /* ---------- log_json.c: the structured server-log line ---------- */

@@ -53,10 +53,17 @@ static uint64 agents_invalidations = 0;
  */
 static uint64 guard_generation = 1;
 
-/* The verdict for one (session, outer, current user) triple, reused until stale. */
+/* The agent whose approved request approve_pending() is replaying. */
+static Oid	replay_agent = InvalidOid;
+
+/*
+ * The verdict for one (session, outer, current user, replayed agent), reused
+ * until stale.
+ */
 static Oid	cached_session_user = InvalidOid;
 static Oid	cached_outer_user = InvalidOid;
 static Oid	cached_current_user = InvalidOid;
+static Oid	cached_replay_agent = InvalidOid;
 static uint64 cached_generation = 0;
 static AgMode cached_mode = AG_MODE_NONE;
 static bool cached_frozen = false;
@@ -201,6 +208,7 @@ ag_session_mode(void)
 	if (session_user == cached_session_user &&
 		current_user == cached_current_user &&
 		outer_user == cached_outer_user &&
+		replay_agent == cached_replay_agent &&
 		cached_generation == guard_generation)
 		return cached_mode;
 
@@ -219,7 +227,8 @@ ag_session_mode(void)
 	{
 		Oid			agent = agents[i].roleid;
 
-		if ((OidIsValid(current_user) && ag_role_belongs_to(current_user, agent)) ||
+		if (agent == replay_agent ||
+			(OidIsValid(current_user) && ag_role_belongs_to(current_user, agent)) ||
 			(OidIsValid(outer_user) && ag_role_belongs_to(outer_user, agent)) ||
 			(OidIsValid(session_user) && ag_role_belongs_to(session_user, agent)))
 		{
@@ -237,8 +246,20 @@ ag_session_mode(void)
 	cached_session_user = session_user;
 	cached_outer_user = outer_user;
 	cached_current_user = current_user;
+	cached_replay_agent = replay_agent;
 	cached_generation = guard_generation;
 	return cached_mode;
+}
+
+/*
+ * While an approver's session replays an agent's request, that agent
+ * guards the session too: functions owned by others, triggers and a role
+ * the agent had SET ROLE to are judged as the agent's own.
+ */
+void
+ag_set_replay_agent(Oid agent)
+{
+	replay_agent = agent;
 }
 
 /* Is one of the agents guarding this session frozen? */
@@ -349,7 +370,8 @@ ag_role_guarded(Oid roleid)
 bool
 ag_caller_is_agent(void)
 {
-	return ag_role_guarded(GetSessionUserId()) ||
+	return OidIsValid(replay_agent) ||
+		ag_role_guarded(GetSessionUserId()) ||
 		ag_role_guarded(GetOuterUserId()) ||
 		ag_role_guarded(GetUserId());
 }

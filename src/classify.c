@@ -17,20 +17,28 @@
 #include "access/table.h"
 #include "catalog/dependency.h"
 #include "catalog/heap.h"
+#include "catalog/index.h"
 #include "catalog/indexing.h"
 #include "catalog/namespace.h"
 #include "catalog/objectaddress.h"
+#include "catalog/pg_aggregate.h"
+#include "catalog/pg_attrdef.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_constraint.h"
 #include "catalog/pg_depend.h"
+#include "catalog/pg_inherits.h"
+#include "catalog/pg_namespace.h"
+#include "catalog/pg_policy.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_rewrite.h"
+#include "catalog/pg_statistic_ext.h"
 #include "catalog/pg_trigger.h"
 #include "catalog/pg_type.h"
 #include "commands/defrem.h"
 #include "commands/trigger.h"
 #include "miscadmin.h"
 #include "nodes/nodeFuncs.h"
+#include "optimizer/optimizer.h"
 #include "parser/parse_func.h"
 #include "parser/parse_type.h"
 #include "parser/parsetree.h"
@@ -140,6 +148,8 @@ ag_rolespec_name(RoleSpec *role)
 	return pstrdup(AG_UNKNOWN_OBJECT);
 }
 
+static Oid	ag_dependent_table(ObjectAddress dependent);
+
 static bool
 ag_is_relation_type(ObjectType type)
 {
@@ -188,12 +198,17 @@ ag_object_name(ObjectType type, Node *object, ObjectAddress *address_out)
 		relation_close(rel, NoLock);
 	if (OidIsValid(address.objectId))
 	{
+		Oid			table;
+
 		if (address_out)
 			*address_out = address;
 		if (address.classId == ProcedureRelationId)
 			return ag_function_name(address.objectId);
 		if (address.classId == RelationRelationId)
 			return ag_relation_name(address.objectId);
+		/* a trigger, rule, policy or constraint: changing it changes its table */
+		if (OidIsValid(table = ag_dependent_table(address)))
+			return ag_relation_name(table);
 		return getObjectIdentity(&address, true);
 	}
 
@@ -279,6 +294,68 @@ ag_owning_object(ObjectAddress dependent)
 	return owner;
 }
 
+/* Catalogs of objects that are part of one table, and the column naming it. */
+typedef struct AgTablePart
+{
+	Oid			classId;
+	AttrNumber	oidAttnum;
+	AttrNumber	relAttnum;
+} AgTablePart;
+
+static const AgTablePart table_parts[] = {
+	{ConstraintRelationId, Anum_pg_constraint_oid, Anum_pg_constraint_conrelid},
+	{TriggerRelationId, Anum_pg_trigger_oid, Anum_pg_trigger_tgrelid},
+	{RewriteRelationId, Anum_pg_rewrite_oid, Anum_pg_rewrite_ev_class},
+	{PolicyRelationId, Anum_pg_policy_oid, Anum_pg_policy_polrelid},
+	{StatisticExtRelationId, Anum_pg_statistic_ext_oid, Anum_pg_statistic_ext_stxrelid},
+};
+
+/*
+ * The table a dependent object belongs to: CASCADE that drops a column
+ * default, a constraint, an index, a trigger or a rule changes that table,
+ * wherever the table lives.  InvalidOid when the object is no part of one.
+ */
+static Oid
+ag_dependent_table(ObjectAddress dependent)
+{
+	int			i;
+
+	if (dependent.classId == RelationRelationId)
+	{
+		char		relkind = get_rel_relkind(dependent.objectId);
+
+		if (relkind == RELKIND_INDEX || relkind == RELKIND_PARTITIONED_INDEX)
+			return IndexGetRelation(dependent.objectId, true);
+		return InvalidOid;
+	}
+	if (dependent.classId == AttrDefaultRelationId)
+		return GetAttrDefaultColumnAddress(dependent.objectId).objectId;
+	for (i = 0; i < lengthof(table_parts); i++)
+	{
+		Relation	catalog;
+		HeapTuple	tuple;
+		Oid			relid = InvalidOid;
+
+		if (table_parts[i].classId != dependent.classId)
+			continue;
+		catalog = table_open(dependent.classId, AccessShareLock);
+		tuple = get_catalog_object_by_oid(catalog, table_parts[i].oidAttnum,
+										  dependent.objectId);
+		if (HeapTupleIsValid(tuple))
+		{
+			bool		isnull;
+			Datum		value = heap_getattr(tuple, table_parts[i].relAttnum,
+											 RelationGetDescr(catalog), &isnull);
+
+			if (!isnull)
+				relid = DatumGetObjectId(value);
+		}
+		table_close(catalog, AccessShareLock);
+		return relid;
+	}
+	return InvalidOid;
+}
+
 /*
  * Add, under the CASCADE command, every relation and function that
  * dropping the object would take with it, following normal dependencies
@@ -343,13 +420,20 @@ ag_add_cascade_dependents(List *pairs, const char *command, ObjectAddress object
 
 		if (dependent.classId == RewriteRelationId)
 			dependent = ag_owning_object(dependent);
+		if (OidIsValid(relid = ag_dependent_table(dependent)))
+		{
+			/*
+			 * A part of a table (a default, constraint, index, trigger or
+			 * rule): that table changes, and what depends on the part goes.
+			 */
+			if (relid != object.objectId)
+				pairs = ag_add_pair(pairs, command, ag_relation_name(relid), relid);
+			pairs = ag_add_cascade_dependents(pairs, command, dependent, depth + 1);
+			continue;
+		}
 		if (dependent.classId == RelationRelationId)
 		{
-			char		relkind = get_rel_relkind(dependent.objectId);
-
-			/* indexes go with their table anyway */
-			if (relkind == RELKIND_INDEX || relkind == RELKIND_PARTITIONED_INDEX ||
-				relkind == RELKIND_TOASTVALUE)
+			if (get_rel_relkind(dependent.objectId) == RELKIND_TOASTVALUE)
 				continue;
 			name = ag_relation_name(dependent.objectId);
 			relid = dependent.objectId;
@@ -369,6 +453,24 @@ ag_add_cascade_dependents(List *pairs, const char *command, ObjectAddress object
 }
 
 /* ---------- utility statements ---------- */
+
+/* Pairs for every table that inherits from relid, at any depth. */
+static List *
+ag_add_inheritors(List *pairs, const char *command, Oid relid)
+{
+	List	   *inheritors = find_all_inheritors(relid, NoLock, NULL);
+	ListCell   *lc;
+
+	foreach(lc, inheritors)
+	{
+		Oid			child = lfirst_oid(lc);
+
+		if (child != relid && list_length(pairs) <= AG_MAX_CASCADE_OBJECTS)
+			pairs = ag_add_pair(pairs, command, ag_relation_name(child), child);
+	}
+	list_free(inheritors);
+	return pairs;
+}
 
 static List *
 ag_classify_drop(DropStmt *stmt, const char *tag)
@@ -391,6 +493,9 @@ ag_classify_drop(DropStmt *stmt, const char *tag)
 			addresses = lappend(addresses, address);
 		}
 		pairs = ag_add_pair(pairs, command, name, relid);
+		/* a partitioned table's partitions go with it, even without CASCADE */
+		if (OidIsValid(relid) && get_rel_relkind(relid) == RELKIND_PARTITIONED_TABLE)
+			pairs = ag_add_inheritors(pairs, command, relid);
 	}
 	if (stmt->behavior == DROP_CASCADE)
 	{
@@ -411,12 +516,16 @@ ag_classify_truncate(TruncateStmt *stmt)
 
 	foreach(lc, stmt->relations)
 	{
+		RangeVar   *rv = lfirst(lc);
 		Oid			relid;
-		char	   *name = ag_rangevar_name(lfirst(lc), &relid);
+		char	   *name = ag_rangevar_name(rv, &relid);
 
 		pairs = ag_add_pair(pairs, command, name, relid);
 		if (OidIsValid(relid))
 			relids = lappend_oid(relids, relid);
+		/* without ONLY, inheritance children and partitions are emptied too */
+		if (OidIsValid(relid) && (rv->inh || get_rel_relkind(relid) == RELKIND_PARTITIONED_TABLE))
+			pairs = ag_add_inheritors(pairs, command, relid);
 	}
 	if (stmt->behavior == DROP_CASCADE && relids != NIL)
 	{
@@ -577,6 +686,42 @@ ag_classify_setting(List *pairs, VariableSetStmt *setstmt, const char *tag)
 	return ag_add_pair(pairs, tag, pstrdup(name), InvalidOid);
 }
 
+/*
+ * ALTER ROLE/DATABASE ... SET: settings stored for the next login.  RESET
+ * ALL removes the agent_guard settings an administrator stored too, and
+ * libraries to preload are libraries loaded.
+ */
+static List *
+ag_classify_stored_setting(List *pairs, VariableSetStmt *setstmt)
+{
+	if (setstmt->kind == VAR_RESET_ALL)
+		pairs = ag_add_pair(pairs, "RESET", pstrdup("agent_guard.*"), InvalidOid);
+	else if (setstmt->name && setstmt->kind != VAR_RESET &&
+			 (pg_strcasecmp(setstmt->name, "session_preload_libraries") == 0 ||
+			  pg_strcasecmp(setstmt->name, "local_preload_libraries") == 0))
+		pairs = ag_add_pair(pairs, "LOAD", pstrdup(setstmt->name), InvalidOid);
+	return ag_classify_setting(pairs, setstmt, "SET");
+}
+
+/*
+ * CREATE/ALTER FUNCTION ... SET: the function changes the setting each
+ * time it runs, so defining it is judged as changing the setting.
+ */
+static List *
+ag_classify_function_settings(List *pairs, List *options)
+{
+	ListCell   *lc;
+
+	foreach(lc, options)
+	{
+		DefElem    *option = lfirst(lc);
+
+		if (strcmp(option->defname, "set") == 0 && IsA(option->arg, VariableSetStmt))
+			pairs = ag_classify_setting(pairs, (VariableSetStmt *) option->arg, "SET");
+	}
+	return pairs;
+}
+
 static char *
 ag_rangevar_or_all(RangeVar *rv, Oid *relid)
 {
@@ -611,12 +756,21 @@ ag_classify_utility(Node *parsetree)
 		case T_ClosePortalStmt:
 		case T_ListenStmt:
 		case T_UnlistenStmt:
-		case T_NotifyStmt:
 		case T_DiscardStmt:
 		case T_ConstraintsSetStmt:
 		case T_ExplainStmt:
 		case T_DoStmt:
 			return NIL;
+
+		case T_NotifyStmt:
+			{
+				char	   *channel = ((NotifyStmt *) parsetree)->conditionname;
+
+				/* agent_guard's notifications come from its writer only */
+				if (strncmp(channel, AG_CHANNEL_PREFIX, strlen(AG_CHANNEL_PREFIX)) == 0)
+					return ag_add_pair(NIL, tag, pstrdup(channel), InvalidOid);
+				return NIL;
+			}
 
 		case T_VariableSetStmt:
 			return ag_classify_setting(NIL, (VariableSetStmt *) parsetree, tag);
@@ -634,7 +788,7 @@ ag_classify_utility(Node *parsetree)
 				pairs = ag_add_pair(NIL, tag,
 									stmt->role ? ag_rolespec_name(stmt->role) : pstrdup("all"),
 									InvalidOid);
-				return ag_classify_setting(pairs, stmt->setstmt, "SET");
+				return ag_classify_stored_setting(pairs, stmt->setstmt);
 			}
 
 		case T_AlterDatabaseSetStmt:
@@ -642,7 +796,7 @@ ag_classify_utility(Node *parsetree)
 				AlterDatabaseSetStmt *stmt = (AlterDatabaseSetStmt *) parsetree;
 
 				pairs = ag_add_pair(NIL, tag, pstrdup(stmt->dbname), InvalidOid);
-				return ag_classify_setting(pairs, stmt->setstmt, "SET");
+				return ag_classify_stored_setting(pairs, stmt->setstmt);
 			}
 
 		case T_LoadStmt:
@@ -665,8 +819,10 @@ ag_classify_utility(Node *parsetree)
 
 				if (stmt->is_program)
 					command = stmt->is_from ? "COPY FROM PROGRAM" : "COPY TO PROGRAM";
+				else if (stmt->is_from)
+					command = "COPY FROM";
 				else
-					command = stmt->is_from ? "COPY FROM" : "COPY";
+					command = stmt->filename ? "COPY TO FILE" : "COPY";
 				name = stmt->relation ? ag_rangevar_name(stmt->relation, &relid)
 					: pstrdup("(query)");
 				return ag_add_pair(NIL, command, name, relid);
@@ -810,7 +966,8 @@ ag_classify_utility(Node *parsetree)
 				if (stmt->replace && ag_function_exists(stmt))
 					tag = stmt->is_procedure ? "CREATE OR REPLACE PROCEDURE"
 						: "CREATE OR REPLACE FUNCTION";
-				return ag_add_pair(NIL, tag, ag_namelist_name(stmt->funcname), InvalidOid);
+				pairs = ag_add_pair(NIL, tag, ag_namelist_name(stmt->funcname), InvalidOid);
+				return ag_classify_function_settings(pairs, stmt->options);
 			}
 
 		case T_CreateTrigStmt:
@@ -908,10 +1065,11 @@ ag_classify_utility(Node *parsetree)
 			}
 
 		case T_AlterFunctionStmt:
-			return ag_add_pair(NIL, tag,
-							   ag_object_name(((AlterFunctionStmt *) parsetree)->objtype,
-											  (Node *) ((AlterFunctionStmt *) parsetree)->func, NULL),
-							   InvalidOid);
+			pairs = ag_add_pair(NIL, tag,
+								ag_object_name(((AlterFunctionStmt *) parsetree)->objtype,
+											   (Node *) ((AlterFunctionStmt *) parsetree)->func, NULL),
+								InvalidOid);
+			return ag_classify_function_settings(pairs, ((AlterFunctionStmt *) parsetree)->actions);
 
 		case T_DefineStmt:
 			return ag_add_pair(NIL, tag, NameListToString(((DefineStmt *) parsetree)->defnames), InvalidOid);
@@ -924,6 +1082,34 @@ ag_classify_utility(Node *parsetree)
 
 		case T_CreateDomainStmt:
 			return ag_add_pair(NIL, tag, NameListToString(((CreateDomainStmt *) parsetree)->domainname), InvalidOid);
+
+		case T_CreateStatsStmt:
+			{
+				CreateStatsStmt *stmt = (CreateStatsStmt *) parsetree;
+
+				if (stmt->defnames)
+					pairs = ag_add_pair(NIL, tag, ag_namelist_name(stmt->defnames), InvalidOid);
+				foreach(lc, stmt->relations)
+				{
+					if (!IsA(lfirst(lc), RangeVar))
+						continue;
+					pairs = ag_add_pair(pairs, tag, ag_rangevar_name(lfirst(lc), &relid), relid);
+				}
+				return pairs ? pairs : ag_add_pair(NIL, tag, pstrdup(AG_UNKNOWN_OBJECT), InvalidOid);
+			}
+
+		case T_AlterDefaultPrivilegesStmt:
+			foreach(lc, ((AlterDefaultPrivilegesStmt *) parsetree)->options)
+			{
+				DefElem    *option = lfirst(lc);
+				ListCell   *sc;
+
+				if (strcmp(option->defname, "schemas") != 0)
+					continue;
+				foreach(sc, (List *) option->arg)
+					pairs = ag_add_pair(pairs, tag, pstrdup(strVal(lfirst(sc))), InvalidOid);
+			}
+			return pairs ? pairs : ag_add_pair(NIL, tag, pstrdup("*"), InvalidOid);
 
 		case T_CreateEventTrigStmt:
 			return ag_add_pair(NIL, tag, pstrdup(((CreateEventTrigStmt *) parsetree)->trigname), InvalidOid);
@@ -969,6 +1155,7 @@ typedef struct AgPlanContext
 	List	   *funcids;		/* functions called, when wanted */
 	bool		want_functions;
 	bool		writes;			/* a ModifyTable was seen */
+	ParamListInfo params;		/* the statement's parameters, if known */
 	Oid			guard_schema;	/* agent_guard's schema, always reported */
 } AgPlanContext;
 
@@ -1016,27 +1203,60 @@ ag_scans_everything(Plan *plan)
 	}
 }
 
+static char *ag_text_argument(Node *arg, ParamListInfo params);
+
+/*
+ * A sequence of agent_guard's moved by nextval() or setval() is a change
+ * to agent_guard (its audit and request numbering); other sequences are
+ * not judged.  A sequence computed as the statement runs cannot be told.
+ */
+static void
+ag_note_sequence(AgPlanContext *context, Node *arg)
+{
+	Oid			seqid;
+
+	if (!IsA(arg, Const) || ((Const *) arg)->constisnull ||
+		((Const *) arg)->consttype != REGCLASSOID)
+		return;
+	seqid = DatumGetObjectId(((Const *) arg)->constvalue);
+	if (OidIsValid(context->guard_schema) && get_rel_namespace(seqid) == context->guard_schema)
+		context->pairs = ag_add_pair(context->pairs, "UPDATE", ag_relation_name(seqid), seqid);
+}
+
 static void
 ag_note_function(AgPlanContext *context, Oid funcid, List *args)
 {
 	if (!OidIsValid(funcid))
 		return;
 
-	/* set_config() on our settings is a SET of them */
-	if (funcid == F_SET_CONFIG && args != NIL && IsA(linitial(args), Const))
+	/* set_config() is a SET of the setting it names */
+	if (funcid == F_SET_CONFIG && args != NIL)
 	{
-		Const	   *name = linitial(args);
+		char	   *setting = ag_text_argument(linitial(args), context->params);
 
-		if (!name->constisnull)
-		{
-			char	   *setting = TextDatumGetCString(name->constvalue);
-
+		if (setting == NULL)
+			context->pairs = ag_add_pair(context->pairs, "SET",
+										 pstrdup(AG_COMPUTED_SETTING), InvalidOid);
+		else
 			context->pairs = ag_add_pair(context->pairs,
 										 pg_strcasecmp(setting, "session_replication_role") == 0 ?
 										 "SET SESSION_REPLICATION_ROLE" : "SET",
 										 setting, InvalidOid);
-		}
 	}
+
+	/* agent_guard's notifications come from its writer only */
+	if (funcid == F_PG_NOTIFY && args != NIL)
+	{
+		char	   *channel = ag_text_argument(linitial(args), context->params);
+
+		if (channel && strncmp(channel, AG_CHANNEL_PREFIX, strlen(AG_CHANNEL_PREFIX)) == 0)
+			context->pairs = ag_add_pair(context->pairs, "NOTIFY", channel, InvalidOid);
+	}
+
+	/* nextval() and setval() change the sequence they are given */
+	if ((funcid == F_NEXTVAL || funcid == F_SETVAL_REGCLASS_INT8 ||
+		 funcid == F_SETVAL_REGCLASS_INT8_BOOL) && args != NIL)
+		ag_note_sequence(context, linitial(args));
 
 	if (!context->want_functions &&
 		get_func_namespace(funcid) != context->guard_schema)
@@ -1046,6 +1266,70 @@ ag_note_function(AgPlanContext *context, Oid funcid, List *args)
 }
 
 static bool ag_plan_walker(Node *node, AgPlanContext *context);
+
+/*
+ * An aggregate runs its support functions, whichever name it is called
+ * by: an agent's own aggregate must not be a way to call a function an
+ * EXECUTE policy denies.
+ */
+static void
+ag_note_aggregate(AgPlanContext *context, Oid aggfnoid)
+{
+	HeapTuple	tup;
+	Form_pg_aggregate agg;
+
+	ag_note_function(context, aggfnoid, NIL);
+	/* built-in aggregates use built-in support functions only */
+	if (!context->want_functions || get_func_namespace(aggfnoid) == PG_CATALOG_NAMESPACE)
+		return;
+	tup = SearchSysCache1(AGGFNOID, ObjectIdGetDatum(aggfnoid));
+	if (!HeapTupleIsValid(tup))
+		return;				/* a window function, not an aggregate */
+	agg = (Form_pg_aggregate) GETSTRUCT(tup);
+	ag_note_function(context, agg->aggtransfn, NIL);
+	ag_note_function(context, agg->aggfinalfn, NIL);
+	ag_note_function(context, agg->aggcombinefn, NIL);
+	ag_note_function(context, agg->aggserialfn, NIL);
+	ag_note_function(context, agg->aggdeserialfn, NIL);
+	ag_note_function(context, agg->aggmtransfn, NIL);
+	ag_note_function(context, agg->aggminvtransfn, NIL);
+	ag_note_function(context, agg->aggmfinalfn, NIL);
+	ReleaseSysCache(tup);
+}
+
+/*
+ * The text a function gets as its setting or channel name: a constant, or
+ * a parameter whose value is fixed for this statement (extended protocol).
+ * NULL when the name is computed as it runs (the pg_settings view, a
+ * column, a PL/pgSQL variable).
+ */
+static char *
+ag_text_argument(Node *arg, ParamListInfo params)
+{
+	/* a name built from constants is a constant, as the planner would fold it */
+	if (!IsA(arg, Const) && !IsA(arg, Param))
+		arg = eval_const_expressions(NULL, arg);
+	if (IsA(arg, Const))
+	{
+		if (((Const *) arg)->constisnull)
+			return pstrdup("(null)");
+		return TextDatumGetCString(((Const *) arg)->constvalue);
+	}
+	if (IsA(arg, Param) && ((Param *) arg)->paramkind == PARAM_EXTERN &&
+		params != NULL && params->paramFetch == NULL &&
+		((Param *) arg)->paramid > 0 && ((Param *) arg)->paramid <= params->numParams)
+	{
+		ParamExternData *param = &params->params[((Param *) arg)->paramid - 1];
+
+		if ((param->pflags & PARAM_FLAG_CONST) && param->ptype == TEXTOID)
+		{
+			if (param->isnull)
+				return pstrdup("(null)");
+			return TextDatumGetCString(param->value);
+		}
+	}
+	return NULL;
+}
 
 /* Is this a plan node (which expression_tree_walker cannot walk)? */
 static bool
@@ -1200,6 +1484,7 @@ ag_note_modify_table(ModifyTable *mt, AgPlanContext *context)
 {
 	RangeTblEntry *rte = rt_fetch(mt->nominalRelation, context->pstmt->rtable);
 	const char *command;
+	ListCell   *lc;
 
 	switch (mt->operation)
 	{
@@ -1221,6 +1506,17 @@ ag_note_modify_table(ModifyTable *mt, AgPlanContext *context)
 	}
 	context->pairs = ag_add_pair(context->pairs, command,
 								 ag_relation_name(rte->relid), rte->relid);
+	/* ON CONFLICT DO UPDATE updates existing rows: an UPDATE, capped like one */
+	if (mt->operation == CMD_INSERT && mt->onConflictAction == ONCONFLICT_UPDATE)
+		context->pairs = ag_add_pair(context->pairs, "UPDATE",
+									 ag_relation_name(rte->relid), rte->relid);
+	/* through an inheritance parent, its children (other schemas too) change */
+	foreach(lc, mt->resultRelations)
+	{
+		Oid			relid = rt_fetch(lfirst_int(lc), context->pstmt->rtable)->relid;
+
+		context->pairs = ag_add_pair(context->pairs, command, ag_relation_name(relid), relid);
+	}
 	context->writes = true;
 	if (context->want_functions)
 		ag_walk_relation_expressions(context, rte->relid);
@@ -1250,10 +1546,10 @@ ag_plan_walker(Node *node, AgPlanContext *context)
 			ag_note_function(context, ((ScalarArrayOpExpr *) node)->opfuncid, NIL);
 			break;
 		case T_Aggref:
-			ag_note_function(context, ((Aggref *) node)->aggfnoid, NIL);
+			ag_note_aggregate(context, ((Aggref *) node)->aggfnoid);
 			break;
 		case T_WindowFunc:
-			ag_note_function(context, ((WindowFunc *) node)->winfnoid, NIL);
+			ag_note_aggregate(context, ((WindowFunc *) node)->winfnoid);
 			break;
 		case T_CoerceToDomain:
 			if (context->want_functions)
@@ -1370,13 +1666,14 @@ ag_plan_walker(Node *node, AgPlanContext *context)
  * only reads, and the functions it calls.
  */
 List *
-ag_classify_plan(PlannedStmt *pstmt)
+ag_classify_plan(PlannedStmt *pstmt, ParamListInfo params)
 {
 	AgPlanContext context;
 	ListCell   *lc;
 	bool		writes;
 
 	context.pstmt = pstmt;
+	context.params = params;
 	context.pairs = NIL;
 	context.funcids = NIL;
 	context.want_functions = ag_want_functions();
@@ -1410,11 +1707,12 @@ ag_classify_plan(PlannedStmt *pstmt)
  * so the plan no longer shows them, and they would already have run.
  */
 List *
-ag_classify_query_functions(Query *query)
+ag_classify_query_functions(Query *query, ParamListInfo params)
 {
 	AgPlanContext context;
 
 	context.pstmt = NULL;
+	context.params = params;
 	context.pairs = NIL;
 	context.funcids = NIL;
 	context.want_functions = ag_want_functions();

@@ -13,6 +13,7 @@
 #include "access/xlog.h"
 #include "catalog/pg_namespace.h"
 #include "catalog/pg_proc.h"
+#include "commands/trigger.h"
 #include "miscadmin.h"
 #include "storage/proc.h"
 #include "tcop/tcopprot.h"
@@ -107,6 +108,20 @@ ag_builtin_decide(const AgPair *pair, AgDecision *decision)
 		pg_strncasecmp(pair->object, AG_SCHEMA_PREFIX, strlen(AG_SCHEMA_PREFIX)) == 0)
 	{
 		ag_builtin_deny(decision, "agents may not change agent_guard settings");
+		return true;
+	}
+	/* a name computed as the statement runs could be any of these */
+	if (strcmp(pair->command, "SET") == 0 &&
+		strcmp(pair->object, AG_COMPUTED_SETTING) == 0)
+	{
+		ag_builtin_deny(decision, "agents may change a setting only by naming it, since a computed name could be one agents may never change");
+		return true;
+	}
+	/* a forged notification could show approvers another statement */
+	if (strcmp(pair->command, "NOTIFY") == 0 &&
+		strncmp(pair->object, AG_CHANNEL_PREFIX, strlen(AG_CHANNEL_PREFIX)) == 0)
+	{
+		ag_builtin_deny(decision, "agents may not send agent_guard's notifications");
 		return true;
 	}
 	/* a superuser agent could otherwise become someone else */
@@ -498,6 +513,23 @@ ag_judge(AgStatement *stmt, AgCap *cap, bool can_trash)
 		return true;
 	}
 
+	if (worst.action == AG_ACTION_REQUIRE_APPROVAL && ag_replay_active(&approved_request))
+	{
+		/* an approval covers what the approver saw, nothing it sets off */
+		event.decision = "denied";
+		event.reason = psprintf("%s; set off by the replay of request %lld, which does not cover it",
+								worst.reason, (long long) approved_request);
+		ag_record_event(&event, true);
+		ereport(ERROR,
+				(errcode(AG_ERRCODE_APPROVAL_REQUIRED),
+				 errmsg("%s on %s was not run: request %lld was not approved for it",
+						worst_pair->command, worst_pair->object, (long long) approved_request),
+				 errdetail("Policy %lld (%s on %s) requires a human's approval; the approval of request %lld covers only what the approver saw.",
+						   (long long) worst.policy_id, worst.policy_command, worst.pattern,
+						   (long long) approved_request),
+				 errhint("The agent can send this statement on its own to make a request for it.")));
+	}
+
 	if (worst.action == AG_ACTION_REQUIRE_APPROVAL)
 	{
 		int64		request_id = 0;
@@ -607,12 +639,18 @@ ag_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 			ag_refuse_stopped(&stmt, "frozen", InvalidOid);
 		if (!stmt.nested)
 			stmt.params = params;
+		/* COPY FROM in replica mode skips triggers too (see ag_ExecutorStart) */
+		if (SessionReplicationRole != SESSION_REPLICATION_ROLE_ORIGIN &&
+			IsA(parsetree, CopyStmt) && ((CopyStmt *) parsetree)->is_from)
+			stmt.pairs = ag_add_pair(stmt.pairs, "SET SESSION_REPLICATION_ROLE",
+									 pstrdup("session_replication_role"), InvalidOid);
 		stmt.needs_own_transaction = ag_needs_own_transaction(pstmt->utilityStmt);
 		/* a standby cannot move tables: there, trash refuses like deny */
 		can_trash = IsA(parsetree, DropStmt) && !RecoveryInProgress() &&
 			((DropStmt *) parsetree)->removeType == OBJECT_TABLE &&
 			((DropStmt *) parsetree)->behavior == DROP_RESTRICT &&
-			!((DropStmt *) parsetree)->concurrent;
+			!((DropStmt *) parsetree)->concurrent &&
+			ag_trashable((DropStmt *) parsetree);
 		if (ag_judge(&stmt, NULL, can_trash))
 		{
 			/*
@@ -671,13 +709,22 @@ ag_ExecutorStart(QueryDesc *queryDesc, int eflags)
 		PlannedStmt *pstmt = queryDesc->plannedstmt;
 
 		ag_limit_to_reading();
-		ag_prepare_statement(&stmt, ag_classify_plan(pstmt), queryDesc->sourceText,
-							 pstmt->stmt_location, pstmt->stmt_len);
+		ag_prepare_statement(&stmt, ag_classify_plan(pstmt, queryDesc->params),
+							 queryDesc->sourceText, pstmt->stmt_location, pstmt->stmt_len);
 		/* a frozen agent runs nothing, not even a read */
 		if (ag_session_frozen())
 			ag_refuse_stopped(&stmt, "frozen", InvalidOid);
 		if (!stmt.nested)
 			stmt.params = queryDesc->params;
+		/*
+		 * In replica mode triggers and foreign keys do not fire: a write
+		 * there is judged as setting it, however the session got into it
+		 * (connection options, role defaults, a function's SET clause).
+		 */
+		if (SessionReplicationRole != SESSION_REPLICATION_ROLE_ORIGIN &&
+			(pstmt->commandType != CMD_SELECT || pstmt->hasModifyingCTE))
+			stmt.pairs = ag_add_pair(stmt.pairs, "SET SESSION_REPLICATION_ROLE",
+									 pstrdup("session_replication_role"), InvalidOid);
 		/* what the planner expects an UPDATE or DELETE to change, for approvers */
 		if (IsA(pstmt->planTree, ModifyTable) && outerPlan(pstmt->planTree))
 			stmt.estimated_rows = outerPlan(pstmt->planTree)->plan_rows;
@@ -705,8 +752,8 @@ ag_planner(Query *parse, const char *query_string, int cursorOptions,
 	{
 		AgStatement stmt;
 
-		ag_prepare_statement(&stmt, ag_classify_query_functions(parse), query_string,
-							 parse->stmt_location, parse->stmt_len);
+		ag_prepare_statement(&stmt, ag_classify_query_functions(parse, boundParams),
+							 query_string, parse->stmt_location, parse->stmt_len);
 		(void) ag_judge(&stmt, NULL, false);
 	}
 	if (ag_prev_planner)

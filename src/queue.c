@@ -406,6 +406,15 @@ ag_replay_covers(const AgStatement *stmt, int depth, int64 *request_id)
 	return true;
 }
 
+/* Is approve_pending() replaying a request in this backend? */
+bool
+ag_replay_active(int64 *request_id)
+{
+	if (replay.active && request_id)
+		*request_id = replay.request_id;
+	return replay.active;
+}
+
 /* Statements PostgreSQL refuses to run inside a transaction block. */
 bool
 ag_needs_own_transaction(Node *parsetree)
@@ -455,6 +464,7 @@ typedef struct AgRequest
 	char	   *session_user;
 	char	   *current_user;
 	char	   *agent;
+	Oid			agent_oid;
 	char	   *command;
 	List	   *objects;
 	char	   *statement;
@@ -483,7 +493,8 @@ ag_lock_request(int64 id, AgRequest *request)
 	if (SPI_execute_with_args("SELECT id, status, expires_at OPERATOR(pg_catalog.<=) pg_catalog.now(),"
 							  " \"session_user\", \"current_user\", agent::pg_catalog.text, command,"
 							  " objects, statement, search_path, approvals_required, needs_retry,"
-							  " param_types, param_values, relation_oids, nested_statement IS NOT NULL"
+							  " param_types, param_values, relation_oids, nested_statement IS NOT NULL,"
+							  " agent::pg_catalog.oid"
 							  " FROM agent_guard.requests WHERE id OPERATOR(pg_catalog.=) $1 FOR UPDATE",
 							  1, argtypes, values, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read agent_guard.requests");
@@ -541,6 +552,9 @@ ag_lock_request(int64 id, AgRequest *request)
 	}
 
 	request->nested = DatumGetBool(SPI_getbinval(tuple, desc, 16, &isnull));
+	request->agent_oid = DatumGetObjectId(SPI_getbinval(tuple, desc, 17, &isnull));
+	if (isnull)
+		request->agent_oid = InvalidOid;
 
 	if (strcmp(request->status, "pending") != 0)
 		ereport(ERROR,
@@ -630,6 +644,7 @@ static bool
 ag_replay_request(const AgRequest *request, int64 *rows, char **error)
 {
 	Oid			role = get_role_oid(request->current_user, true);
+	Oid			agent = request->agent_oid;
 	Oid			save_userid;
 	int			save_sec_context;
 	int			save_nestlevel;
@@ -693,7 +708,16 @@ ag_replay_request(const AgRequest *request, int64 *rows, char **error)
 		(void) set_config_option("search_path", request->search_path,
 								 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
 								 true, 0, false);
-		SetUserIdAndSecContext(role, save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+
+		/*
+		 * The agent's statement runs in the approver's session: as a
+		 * security-restricted operation, so it leaves no temporary objects,
+		 * cursors or role changes behind, and still guarded as the agent,
+		 * whoever its current user turns out to be.
+		 */
+		SetUserIdAndSecContext(role, save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
+							   SECURITY_RESTRICTED_OPERATION);
+		ag_set_replay_agent(agent);
 
 		replay.active = true;
 		replay.depth = ag_depth;
@@ -713,8 +737,10 @@ ag_replay_request(const AgRequest *request, int64 *rows, char **error)
 		*rows = (int64) SPI_processed;
 
 		replay.active = false;
+		ag_set_replay_agent(InvalidOid);
 		SetUserIdAndSecContext(save_userid, save_sec_context);
-		AtEOXact_GUC(true, save_nestlevel);
+		/* settings the statement changed, even without LOCAL, end with it */
+		AtEOXact_GUC(false, save_nestlevel);
 		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(oldcontext);
 		CurrentResourceOwner = oldowner;
@@ -725,6 +751,7 @@ ag_replay_request(const AgRequest *request, int64 *rows, char **error)
 		ErrorData  *edata;
 
 		replay.active = false;
+		ag_set_replay_agent(InvalidOid);
 		MemoryContextSwitchTo(oldcontext);
 		edata = CopyErrorData();
 		FlushErrorState();

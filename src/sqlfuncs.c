@@ -465,11 +465,11 @@ ag_evaluate_statement(const char *statement, Oid *agents, int n_agents,
 			else
 			{
 				/* as the guard does: functions before planning, the rest from the plan */
-				List	   *functions = ag_classify_query_functions(query);
+				List	   *functions = ag_classify_query_functions(query, NULL);
 				ListCell   *fc;
 
 				pairs = ag_classify_plan(pg_plan_query(query, statement,
-													   CURSOR_OPT_PARALLEL_OK, NULL));
+													   CURSOR_OPT_PARALLEL_OK, NULL), NULL);
 				foreach(fc, functions)
 				{
 					AgPair	   *pair = lfirst(fc);

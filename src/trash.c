@@ -15,6 +15,7 @@
 
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_inherits.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
@@ -50,6 +51,29 @@ ag_trash_sql(const char *sql, int nargs, Oid *argtypes, Datum *values, int expec
 		ag_nesting--;
 	}
 	PG_END_TRY();
+}
+
+/*
+ * Can the bin take these tables?  Not a table in a partition or
+ * inheritance tree: moved alone it would still be reached, and changed,
+ * through its parent, or leave its partitions behind.
+ */
+bool
+ag_trashable(DropStmt *stmt)
+{
+	ListCell   *lc;
+
+	foreach(lc, stmt->objects)
+	{
+		Oid			relid = RangeVarGetRelid(makeRangeVarFromNameList((List *) lfirst(lc)),
+											 NoLock, true);
+
+		if (OidIsValid(relid) &&
+			(get_rel_relispartition(relid) || has_superclass(relid) || has_subclass(relid) ||
+			 get_rel_relkind(relid) == RELKIND_PARTITIONED_TABLE))
+			return false;
+	}
+	return true;
 }
 
 /*
@@ -134,6 +158,7 @@ ag_restore_dropped(PG_FUNCTION_ARGS)
 	char	   *name;
 	char	   *trashed;
 	char	   *restored;
+	MemoryContext caller = CurrentMemoryContext;
 
 	ag_require_not_agent("agent_guard.restore_dropped()");
 	ag_require_argument(fcinfo, 0, "trash_id");
@@ -173,7 +198,11 @@ ag_restore_dropped(PG_FUNCTION_ARGS)
 		SPI_execute_with_args("DELETE FROM agent_guard.trash WHERE id OPERATOR(pg_catalog.=) $1",
 							  1, argtypes, values, NULL, false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "could not restore the table");
-	restored = psprintf("%s.%s", quote_identifier(schema), quote_identifier(name));
+	/* what SPI allocated goes with SPI_finish() */
+	restored = MemoryContextStrdup(caller, psprintf("%s.%s", quote_identifier(schema),
+													 quote_identifier(name)));
+	schema = MemoryContextStrdup(caller, schema);
+	name = MemoryContextStrdup(caller, name);
 	SPI_finish();
 
 	ag_log_change("RESTORE DROPPED", psprintf("%s.%s", schema, name),
