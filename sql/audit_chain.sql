@@ -141,6 +141,17 @@ SELECT agent_guard.purge_audit(NULL);
 SELECT agent_guard.purge_audit('-1 day');
 \echo :LAST_ERROR_SQLSTATE
 
+-- a huge statement is refused and recorded, its text cut to 64 kB
+INSERT INTO public.audit_items SELECT generate_series(1, 3);
+SET SESSION AUTHORIZATION regress_audit_bot;
+SELECT 'TRUNCATE public.audit_items /* ' || repeat('y', 200000) || ' */' AS huge \gset
+:huge;
+\echo :LAST_ERROR_SQLSTATE
+RESET SESSION AUTHORIZATION;
+SELECT count(*) AS items FROM public.audit_items;
+SELECT decision, length(statement) AS length, right(statement, 32) AS ending
+  FROM agent_guard.audit_log ORDER BY seq DESC LIMIT 1;
+
 DROP TABLE public.audit_items;
 REVOKE ALL ON SCHEMA agent_guard FROM regress_audit_carol, regress_audit_auditor;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA agent_guard FROM regress_audit_carol, regress_audit_auditor;

@@ -16,6 +16,7 @@
 #include "access/xlog.h"
 #include "commands/dbcommands.h"
 #include "libpq/libpq-be.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "parser/scanner.h"
 #include "utils/acl.h"
@@ -52,15 +53,30 @@ ag_json_int(StringInfo buf, const char *key, int64 value, bool present)
 		appendStringInfoString(buf, ":null");
 }
 
-/* Statement text as agent_guard.log_statement wants it recorded. */
+/* Longest statement text an audit record carries, in bytes. */
+#define AG_MAX_LOGGED_STATEMENT (64 * 1024)
+
+/*
+ * Statement text as agent_guard.log_statement wants it recorded, cut to
+ * AG_MAX_LOGGED_STATEMENT bytes so that a huge statement still leaves its
+ * record (approval requests keep the full text: they are what runs).
+ */
 const char *
 ag_logged_statement(const char *statement)
 {
+	const char *logged;
+	int			length;
+	int			kept;
+
 	if (statement == NULL || ag_log_statement == AG_LOG_STATEMENT_OFF)
 		return NULL;
-	if (ag_log_statement == AG_LOG_STATEMENT_REDACTED)
-		return ag_redact_statement(statement);
-	return statement;
+	logged = ag_log_statement == AG_LOG_STATEMENT_REDACTED ?
+		ag_redact_statement(statement) : statement;
+	length = strlen(logged);
+	if (length <= AG_MAX_LOGGED_STATEMENT)
+		return logged;
+	kept = pg_mbcliplen(logged, length, AG_MAX_LOGGED_STATEMENT);
+	return psprintf("%.*s... [%d bytes, cut to %d]", kept, logged, length, kept);
 }
 
 /*
