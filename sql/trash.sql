@@ -43,7 +43,15 @@ SELECT id, original_schema, original_name, trashed_name, dropped_by, agent, stat
 SELECT count(*) FROM agent_guard.trash_1_orders;
 SELECT to_regclass('trash_shop.not_mine') IS NOT NULL AS not_mine_kept,
 	   to_regclass('trash_shop.keep') IS NOT NULL AS keep_kept;
--- only the table really moved is recorded as trashed
+-- only the table really moved is recorded as trashed (the allowed no-op's
+-- record is not waited for: wait for it here)
+DO $$
+BEGIN
+	FOR i IN 1..400 LOOP
+		EXIT WHEN (SELECT count(*) FROM agent_guard.audit_log WHERE command = 'DROP TABLE') >= 2;
+		PERFORM pg_sleep(0.025);
+	END LOOP;
+END $$;
 SELECT decision, objects, statement FROM agent_guard.audit_events
  WHERE command = 'DROP TABLE' ORDER BY seq;
 

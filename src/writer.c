@@ -460,6 +460,23 @@ ag_writer_attach(Oid dboid)
 }
 
 /*
+ * A record the writer took from the queue.  One nobody waits for (async) is
+ * copied out and its slot freed at once, so that its backend can queue the
+ * next one while this batch is stored; the others stay in their slot.
+ */
+typedef struct AgTaken
+{
+	int			slot;			/* -1 for a copied-out async record */
+	int			kind;
+	bool		async;
+	const char *data;
+} AgTaken;
+
+/* The writer's prepared statements, by record kind. */
+static SPIPlanPtr record_plans[AG_RECORD_ALERT + 1];
+static int	record_plan_nargs[AG_RECORD_ALERT + 1];
+
+/*
  * Store one record inside the current transaction; returns the new id,
  * and in *json the audit row it made (to be logged once committed).
  */
@@ -478,9 +495,25 @@ ag_store_record(int kind, const char *data, char **json)
 	if (kind < AG_RECORD_REQUEST || kind > AG_RECORD_ALERT)
 		elog(ERROR, "unknown agent_guard record kind %d", kind);
 	nfields = ag_decode_record(data, values, nulls);
-	for (i = 0; i < nfields; i++)
-		argtypes[i] = TEXTOID;
-	ret = SPI_execute_with_args(record_sql[kind], nfields, argtypes, values, nulls, false, 0);
+
+	/* each kind's statement is planned once per writer (the plan cache keeps it valid) */
+	if (record_plans[kind] == NULL || record_plan_nargs[kind] != nfields)
+	{
+		SPIPlanPtr	plan;
+
+		for (i = 0; i < nfields; i++)
+			argtypes[i] = TEXTOID;
+		plan = SPI_prepare(record_sql[kind], nfields, argtypes);
+		if (plan == NULL)
+			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+		if (SPI_keepplan(plan) != 0)
+			elog(ERROR, "SPI_keepplan failed");
+		if (record_plans[kind] != NULL)
+			SPI_freeplan(record_plans[kind]);
+		record_plans[kind] = plan;
+		record_plan_nargs[kind] = nfields;
+	}
+	ret = SPI_execute_plan(record_plans[kind], values, nulls, false, 0);
 	if (ret < 0)
 		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(ret));
 	if (SPI_processed != 1)
@@ -494,11 +527,57 @@ ag_store_record(int kind, const char *data, char **json)
 }
 
 /*
- * Store a batch in one transaction, each record in a subtransaction so
- * one bad record fails alone; acknowledge only after the commit.
+ * Store every record of a batch in one subtransaction of the current
+ * transaction.  Returns false, with nothing stored, if any of them fails.
+ */
+static bool
+ag_store_all(AgTaken *records, int n, int64 *results, char **jsons,
+			 MemoryContext batch_context, ResourceOwner batch_owner)
+{
+	MemoryContext txn_context = CurrentMemoryContext;
+	volatile bool stored = false;
+	int			i;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(txn_context);
+	PG_TRY();
+	{
+		for (i = 0; i < n; i++)
+		{
+			char	   *json = NULL;
+
+			results[i] = ag_store_record(records[i].kind, records[i].data, &json);
+			jsons[i] = json ? MemoryContextStrdup(batch_context, json) : NULL;
+		}
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(txn_context);
+		CurrentResourceOwner = batch_owner;
+		stored = true;
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(txn_context);
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(txn_context);
+		CurrentResourceOwner = batch_owner;
+		for (i = 0; i < n; i++)
+		{
+			results[i] = 0;
+			jsons[i] = NULL;
+		}
+	}
+	PG_END_TRY();
+	return stored;
+}
+
+/*
+ * Store a batch in one transaction, all at once or, if that fails, each
+ * record in a subtransaction so one bad record fails alone; acknowledge
+ * only after the commit.
  */
 static void
-ag_writer_store_batch(int *batch, int n)
+ag_writer_store_batch(AgTaken *records, int n)
 {
 	int64	   *results = palloc0(sizeof(int64) * n);
 	char	  **errors = palloc0(sizeof(char *) * n);
@@ -509,6 +588,7 @@ ag_writer_store_batch(int *batch, int n)
 	bool		committed = false;
 	bool		abandoned = false;
 	volatile bool holding_interrupts = false;
+	int			n_to_store = n;
 
 	PG_TRY();
 	{
@@ -523,9 +603,11 @@ ag_writer_store_batch(int *batch, int n)
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("agent_guard is not installed in this database")));
 
-		for (i = 0; i < n; i++)
+		/* all at once; record by record (a bad one failing alone) only if that fails */
+		if (ag_store_all(records, n, results, jsons, batch_context, batch_owner))
+			n_to_store = 0;
+		for (i = 0; i < n_to_store; i++)
 		{
-			AgSlot	   *slot = &ag_shared->slots[batch[i]];
 			MemoryContext txn_context = CurrentMemoryContext;
 
 			BeginInternalSubTransaction(NULL);
@@ -534,7 +616,7 @@ ag_writer_store_batch(int *batch, int n)
 			{
 				char	   *json = NULL;
 
-				results[i] = ag_store_record(slot->kind, ag_arena() + slot->offset, &json);
+				results[i] = ag_store_record(records[i].kind, records[i].data, &json);
 				if (json)
 				{
 					MemoryContext old = MemoryContextSwitchTo(batch_context);
@@ -567,15 +649,17 @@ ag_writer_store_batch(int *batch, int n)
 		 */
 		LWLockAcquire(ag_shared->lock, LW_EXCLUSIVE);
 		for (i = 0; i < n; i++)
-			if (ag_shared->slots[batch[i]].state == AG_SLOT_ABANDONED)
+			if (records[i].slot >= 0 &&
+				ag_shared->slots[records[i].slot].state == AG_SLOT_ABANDONED)
 				abandoned = true;
 		for (i = 0; i < n && !abandoned; i++)
 		{
-			AgSlot	   *slot = &ag_shared->slots[batch[i]];
+			AgSlot	   *slot;
 
 			/* what a successor needs to know if we die before answering */
-			if (errors[i] != NULL)
+			if (errors[i] != NULL || records[i].slot < 0)
 				continue;
+			slot = &ag_shared->slots[records[i].slot];
 			slot->state = AG_SLOT_COMMITTING;
 			slot->result = results[i];
 			slot->commit_xid = GetTopTransactionIdIfAny();
@@ -616,22 +700,27 @@ ag_writer_store_batch(int *batch, int n)
 
 	if (abandoned)
 	{
-		/* nothing was stored: free the abandoned slots, queue the rest again */
+		AgTaken    *rest = palloc(sizeof(AgTaken) * n);
+		int			nrest = 0;
+
+		/* nothing was stored: free the abandoned slots, store the rest again */
 		LWLockAcquire(ag_shared->lock, LW_EXCLUSIVE);
 		for (i = 0; i < n; i++)
 		{
-			AgSlot	   *slot = &ag_shared->slots[batch[i]];
+			AgSlot	   *slot = records[i].slot >= 0 ? &ag_shared->slots[records[i].slot] : NULL;
 
-			if (slot->state == AG_SLOT_ABANDONED)
+			if (slot && slot->state == AG_SLOT_ABANDONED)
 			{
 				slot->state = AG_SLOT_FREE;
 				slot->length = 0;
 			}
 			else
-				slot->state = AG_SLOT_QUEUED;
+				rest[nrest++] = records[i];
 		}
 		LWLockRelease(ag_shared->lock);
 		ConditionVariableBroadcast(&ag_shared->done_cv);
+		if (nrest > 0)
+			ag_writer_store_batch(rest, nrest);
 		return;
 	}
 
@@ -642,7 +731,7 @@ ag_writer_store_batch(int *batch, int n)
 			ereport(ag_log_level,
 					(errmsg_internal("agent_guard: %s", jsons[i]),
 					 errhidestmt(true), errhidecontext(true)));
-		else if (errors[i] != NULL && ag_shared->slots[batch[i]].async)
+		else if (errors[i] != NULL && records[i].async)
 			ereport(LOG,
 					(errmsg("agent_guard could not store a record: %s", errors[i])));
 	}
@@ -650,8 +739,11 @@ ag_writer_store_batch(int *batch, int n)
 	LWLockAcquire(ag_shared->lock, LW_EXCLUSIVE);
 	for (i = 0; i < n; i++)
 	{
-		AgSlot	   *slot = &ag_shared->slots[batch[i]];
+		AgSlot	   *slot;
 
+		if (records[i].slot < 0)
+			continue;
+		slot = &ag_shared->slots[records[i].slot];
 		/* nobody waits for these */
 		if (slot->state == AG_SLOT_ABANDONED || slot->async)
 		{
@@ -684,7 +776,7 @@ ag_writer_main(Datum main_arg)
 {
 	Oid			dboid = DatumGetObjectId(main_arg);
 	MemoryContext loop_context;
-	int		   *batch;
+	AgTaken    *records;
 
 	pqsignal(SIGTERM, die);
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
@@ -697,13 +789,14 @@ ag_writer_main(Datum main_arg)
 
 	loop_context = AllocSetContextCreate(TopMemoryContext, "agent_guard writer",
 										 ALLOCSET_DEFAULT_SIZES);
-	batch = MemoryContextAlloc(TopMemoryContext, sizeof(int) * ag_shared->nslots);
+	records = MemoryContextAlloc(TopMemoryContext, sizeof(AgTaken) * ag_shared->nslots);
 
 	for (;;)
 	{
 		int			n = 0;
 		int			i;
 		int			rc;
+		bool		freed_slots = false;
 
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
@@ -717,21 +810,41 @@ ag_writer_main(Datum main_arg)
 		for (i = 0; i < ag_shared->nslots; i++)
 		{
 			AgSlot	   *slot = &ag_shared->slots[i];
+			AgTaken    *record;
 
-			if (slot->state == AG_SLOT_QUEUED && slot->dboid == dboid)
+			if (slot->state != AG_SLOT_QUEUED || slot->dboid != dboid)
+				continue;
+			record = &records[n++];
+			record->kind = slot->kind;
+			record->async = slot->async;
+			if (slot->async)
 			{
+				char	   *copy = MemoryContextAlloc(loop_context, slot->length);
+
+				memcpy(copy, ag_arena() + slot->offset, slot->length);
+				record->data = copy;
+				record->slot = -1;
+				slot->state = AG_SLOT_FREE;
+				slot->length = 0;
+				freed_slots = true;
+			}
+			else
+			{
+				record->data = ag_arena() + slot->offset;
+				record->slot = i;
 				slot->state = AG_SLOT_TAKEN;
-				batch[n++] = i;
 			}
 		}
 		LWLockRelease(ag_shared->lock);
+		if (freed_slots)
+			ConditionVariableBroadcast(&ag_shared->done_cv);
 
 		if (n > 0)
 		{
 			MemoryContext old = MemoryContextSwitchTo(loop_context);
 
 			pgstat_report_activity(STATE_RUNNING, "storing agent_guard records");
-			ag_writer_store_batch(batch, n);
+			ag_writer_store_batch(records, n);
 			pgstat_report_activity(STATE_IDLE, NULL);
 			MemoryContextSwitchTo(old);
 			MemoryContextReset(loop_context);
