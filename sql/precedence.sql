@@ -207,6 +207,32 @@ SELECT count(*) FROM prec.notes;
 RESET ROLE;
 REVOKE regress_precedence_team FROM regress_precedence_bot1;
 
+--
+-- Many wildcard policies under one command are found through their literal
+-- prefix or suffix instead of one by one: the decisions stay the same.
+--
+SELECT agent_guard.set_policy('DELETE', 'prec.*', 'allow') > 0 AS ok;
+SELECT agent_guard.set_policy('DELETE', 'prec.audit_log_*', 'deny') > 0 AS ok;
+SELECT agent_guard.set_policy('DELETE', '*.scratch', 'require_approval') > 0 AS ok;
+SELECT agent_guard.set_policy('DELETE', '?rec.no*s', 'deny') > 0 AS ok;
+CREATE FUNCTION pg_temp.delete_decisions() RETURNS TABLE (target text, action text, pattern text)
+LANGUAGE sql AS $$
+	SELECT t, e.action, p.object_pattern
+	  FROM unnest(ARRAY['audit_log_2024', 'scratch', 'notes', 'orders']) t,
+		   agent_guard.evaluate(format('DELETE FROM prec.%I WHERE id = 1', t),
+								'regress_precedence_bot1') e
+	  LEFT JOIN agent_guard.policies p ON p.id = e.policy_id
+	 WHERE e.command = 'DELETE'
+	 ORDER BY 1
+$$;
+SELECT * FROM pg_temp.delete_decisions();
+SELECT count(agent_guard.set_policy('DELETE', format('other_%s.t_*', g), 'deny'))
+  + count(agent_guard.set_policy('DELETE', format('*.other_%s', g), 'deny'))
+  + count(agent_guard.set_policy('DELETE', format('?ther_%s.*', g), 'deny')) AS fillers
+  FROM generate_series(1, 20) g;
+SELECT * FROM pg_temp.delete_decisions();
+DELETE FROM agent_guard.policies WHERE command = 'DELETE' AND object_pattern <> '*';
+
 SET client_min_messages = warning;
 DROP SCHEMA prec CASCADE;
 RESET client_min_messages;

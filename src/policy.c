@@ -50,12 +50,23 @@ typedef struct AgExactEntry
 	List	   *policies;
 } AgExactEntry;
 
-/* Policies with a wildcard pattern, by command. */
+/*
+ * Policies with a wildcard pattern, by command: all of them, and those that
+ * the affix index below cannot find.
+ */
 typedef struct AgWildEntry
 {
 	char		command[NAMEDATALEN];
 	List	   *policies;
+	List	   *unindexed;
 } AgWildEntry;
+
+/*
+ * With more wildcard policies than this under one command, they are found
+ * through their literal prefix ("app_1.*", "public.tmp_*") or, for "*x"
+ * patterns, their literal suffix, instead of trying each one.
+ */
+#define AG_WILD_SCAN_MAX 16
 
 /* Where the extension lives in this database, if it is installed. */
 static bool extension_valid = false;
@@ -69,6 +80,7 @@ static bool policies_valid = false;
 static uint64 policy_invalidations = 0;
 static HTAB *exact_policies = NULL;
 static HTAB *wild_policies = NULL;
+static HTAB *affix_policies = NULL;
 static bool execute_policies = false;
 
 static void ag_policy_relcache_callback(Datum arg, Oid relid);
@@ -211,6 +223,27 @@ ag_exact_key(const char *command, const char *object)
 	return hash_combine(h, hash_bytes((const unsigned char *) object, strlen(object)));
 }
 
+/* Key of a literal prefix ('p') or suffix ('s') of len bytes under a command. */
+static uint32
+ag_affix_key(char kind, const char *command, const char *affix, int len)
+{
+	uint32		h = hash_bytes((const unsigned char *) command, strlen(command));
+
+	h = hash_combine(h, hash_bytes((const unsigned char *) affix, len));
+	return hash_combine(h, (uint32) kind);
+}
+
+static void
+ag_add_affix_policy(uint32 key, AgPolicy *policy)
+{
+	bool		found;
+	AgExactEntry *entry = hash_search(affix_policies, &key, HASH_ENTER, &found);
+
+	if (!found)
+		entry->policies = NIL;
+	entry->policies = lappend(entry->policies, policy);
+}
+
 AgAction
 ag_parse_action(const char *action)
 {
@@ -261,11 +294,24 @@ ag_index_policy(AgPolicy *policy)
 		char		command[NAMEDATALEN] = {0};
 		AgWildEntry *entry;
 
+		const char *pattern = policy->pattern;
+		int			prefix = strcspn(pattern, "*?");
+
 		snprintf(command, NAMEDATALEN, "%s", policy->command);
 		entry = hash_search(wild_policies, command, HASH_ENTER, &found);
 		if (!found)
+		{
 			entry->policies = NIL;
+			entry->unindexed = NIL;
+		}
 		entry->policies = lappend(entry->policies, policy);
+		if (prefix > 0)
+			ag_add_affix_policy(ag_affix_key('p', policy->command, pattern, prefix), policy);
+		else if (pattern[0] == '*' && pattern[1] != '\0' && strpbrk(pattern + 1, "*?") == NULL)
+			ag_add_affix_policy(ag_affix_key('s', policy->command, pattern + 1,
+											 strlen(pattern + 1)), policy);
+		else
+			entry->unindexed = lappend(entry->unindexed, policy);
 	}
 	if (strcmp(policy->command, "EXECUTE") == 0 ||
 		(strcmp(policy->command, "ALL") == 0 && policy->pattern_rank > 0))
@@ -288,12 +334,15 @@ ag_load_policies(void)
 	MemoryContextReset(policy_context);
 	exact_policies = NULL;
 	wild_policies = NULL;
+	affix_policies = NULL;
 	execute_policies = false;
 
 	ctl.keysize = sizeof(uint32);
 	ctl.entrysize = sizeof(AgExactEntry);
 	ctl.hcxt = policy_context;
 	exact_policies = hash_create("agent_guard exact policies", 256, &ctl,
+								 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	affix_policies = hash_create("agent_guard policy affixes", 256, &ctl,
 								 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	ctl.keysize = NAMEDATALEN;
 	ctl.entrysize = sizeof(AgWildEntry);
@@ -440,12 +489,42 @@ ag_consider_command(const char *policy_command, bool exact_command, const char *
 		wild = hash_search(wild_policies, command, HASH_FIND, NULL);
 		if (wild)
 		{
-			foreach(lc, wild->policies)
+			int			length = strlen(object);
+			int			i;
+
+			/* few: try each; many: only those whose literal prefix or suffix fits */
+			foreach(lc, list_length(wild->policies) <= AG_WILD_SCAN_MAX ?
+					wild->policies : wild->unindexed)
 			{
 				AgPolicy   *policy = lfirst(lc);
 
 				if (ag_glob_match(policy->pattern, object))
 					ag_consider(policy, exact_command, agents, n_agents, best, best_rank, best_exact);
+			}
+			for (i = 0; list_length(wild->policies) > AG_WILD_SCAN_MAX && i < length; i++)
+			{
+				uint32		keys[2];
+				int			k;
+
+				keys[0] = ag_affix_key('p', policy_command, object, i + 1);
+				keys[1] = ag_affix_key('s', policy_command, object + i, length - i);
+				for (k = 0; k < 2; k++)
+				{
+					AgExactEntry *affix = hash_search(affix_policies, &keys[k], HASH_FIND, NULL);
+					ListCell   *pc;
+
+					if (affix == NULL)
+						continue;
+					foreach(pc, affix->policies)
+					{
+						AgPolicy   *policy = lfirst(pc);
+
+						if (strcmp(policy->command, policy_command) == 0 &&
+							ag_glob_match(policy->pattern, object))
+							ag_consider(policy, exact_command, agents, n_agents,
+										best, best_rank, best_exact);
+					}
+				}
 			}
 		}
 	}
