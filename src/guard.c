@@ -51,9 +51,10 @@ ag_xact_callback(XactEvent event, void *arg)
 
 /*
  * Cheap test run first by every hook: can this backend be guarded at all?
- * Invalidations are absorbed first (a flag test when there are none), so a
- * committed registration or policy change applies from the next statement
- * even when that statement takes no lock before we judge it.
+ * Invalidations are absorbed first (each transaction's start does it, and
+ * inside a transaction block we do), so a committed registration or policy
+ * change applies from the next statement even when that statement takes no
+ * lock before we judge it.
  */
 static inline bool
 ag_guard_applies(void)
@@ -61,7 +62,9 @@ ag_guard_applies(void)
 	if (!ag_enabled || ag_nesting > 0 || IsParallelWorker() ||
 		MyProc == NULL || !OidIsValid(MyProc->roleId))
 		return false;
-	AcceptInvalidationMessages();
+	/* a transaction's start has absorbed them; inside a block, do it here */
+	if (IsTransactionBlock())
+		AcceptInvalidationMessages();
 	return ag_session_mode() != AG_MODE_NONE;
 }
 

@@ -675,6 +675,17 @@ ag_writer_store_batch(AgTaken *records, int n)
 		SPI_finish();
 		PopActiveSnapshot();
 		CommitTransactionCommand();
+
+		/*
+		 * Nobody is told "stored" before the commit is on disk, whatever
+		 * synchronous_commit says; records nobody waits for need not be.
+		 */
+		for (i = 0; i < n; i++)
+			if (!records[i].async)
+			{
+				XLogFlush(XactLastCommitEnd);
+				break;
+			}
 		committed = true;
 	}
 	PG_CATCH();
