@@ -140,7 +140,8 @@ typedef struct AgDecision
 	int64		max_rows;		/* -1 when unlimited */
 	int			approvals_required;
 	bool		builtin;		/* decided by a protection no policy lifts */
-	const char *reason;
+	bool		caps_rows;		/* max_rows applies to this command */
+	const char *reason;			/* NULL until ag_explain_decision() */
 } AgDecision;
 
 extern void ag_policy_init(void);
@@ -149,6 +150,7 @@ extern Oid	ag_extension_owner(void);
 extern Oid	ag_schema_oid(void);
 extern void ag_policy_decide(const AgPair *pair, const Oid *agents, int n_agents,
 							 AgDecision *decision);
+extern void ag_explain_decision(AgDecision *decision);
 extern AgAction ag_parse_action(const char *action);
 extern const char *ag_action_name(AgAction action);
 extern bool ag_has_execute_policies(void);

@@ -476,10 +476,13 @@ ag_judge(AgStatement *stmt, AgCap *cap, bool can_trash)
 	/* a tripped breaker stops every change */
 	if (changes && OidIsValid(tripped_agent = ag_session_breaker_tripped()))
 		ag_refuse_stopped(stmt, "breaker", tripped_agent);
+	if (cap && cap->active)
+		ag_explain_decision(&cap->decision);
 
 	/* allowed reads are recorded only on request; session commands never */
 	if (worst.action == AG_ACTION_ALLOW && !changes && !(reads && ag_audit_reads))
 		return false;
+	ag_explain_decision(&worst);
 
 	/* built-in protections hold in monitor mode too */
 	enforced = (mode == AG_MODE_ENFORCE || worst.builtin);

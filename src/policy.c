@@ -585,27 +585,37 @@ ag_policy_decide(const AgPair *pair, const Oid *agents, int n_agents, AgDecision
 	decision->policy_command = best->command;
 	decision->max_rows = best->max_rows;
 	decision->approvals_required = best->approvals_required;
-	if (best->action == AG_ACTION_ALLOW && best->max_rows >= 0 &&
-		ag_command_changes_rows(pair->command))
-		decision->reason = psprintf("policy %lld (%s on %s) allows up to %lld rows",
-									(long long) best->id, best->command, best->pattern,
-									(long long) best->max_rows);
-	else
-		decision->reason = psprintf("policy %lld (%s on %s) says %s",
-									(long long) best->id, best->command, best->pattern,
-									ag_action_name(best->action));
+	decision->caps_rows = best->max_rows >= 0 && ag_command_changes_rows(pair->command);
+	/* the reason is written only if someone reads it (ag_explain_decision) */
+	decision->reason = NULL;
 	/*
 	 * require_approval with max_rows: up to the cap runs, above it waits.
 	 * Only for statements whose rows can be counted; a DROP or TRUNCATE
 	 * still waits whatever the cap.
 	 */
-	if (best->action == AG_ACTION_REQUIRE_APPROVAL && best->max_rows >= 0 &&
-		ag_command_changes_rows(pair->command))
+	if (best->action == AG_ACTION_REQUIRE_APPROVAL && decision->caps_rows)
 	{
 		decision->action = AG_ACTION_ALLOW;
 		decision->over_cap_needs_approval = true;
-		decision->reason = psprintf("policy %lld (%s on %s) allows up to %lld rows, more need approval",
-									(long long) best->id, best->command, best->pattern,
-									(long long) best->max_rows);
 	}
+}
+
+/* Write the reason of a policy decision, unless it has one. */
+void
+ag_explain_decision(AgDecision *decision)
+{
+	if (decision->reason != NULL)
+		return;
+	if (decision->over_cap_needs_approval)
+		decision->reason = psprintf("policy %lld (%s on %s) allows up to %lld rows, more need approval",
+									(long long) decision->policy_id, decision->policy_command,
+									decision->pattern, (long long) decision->max_rows);
+	else if (decision->action == AG_ACTION_ALLOW && decision->caps_rows)
+		decision->reason = psprintf("policy %lld (%s on %s) allows up to %lld rows",
+									(long long) decision->policy_id, decision->policy_command,
+									decision->pattern, (long long) decision->max_rows);
+	else
+		decision->reason = psprintf("policy %lld (%s on %s) says %s",
+									(long long) decision->policy_id, decision->policy_command,
+									decision->pattern, ag_action_name(decision->action));
 }

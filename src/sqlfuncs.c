@@ -485,6 +485,7 @@ ag_evaluate_statement(const char *statement, Oid *agents, int n_agents,
 				bool		nulls[5] = {false, false, false, false, false};
 
 				ag_decide_pair(pair, agents, n_agents, &decision);
+				ag_explain_decision(&decision);
 				values[0] = CStringGetTextDatum(pair->command);
 				values[1] = CStringGetTextDatum(pair->object);
 				values[2] = CStringGetTextDatum(ag_action_name(decision.action));
