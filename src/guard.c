@@ -34,19 +34,81 @@ static const char *const agent_callable_functions[] = {
 };
 
 static void ag_xact_callback(XactEvent event, void *arg);
+static void ag_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+								SubTransactionId parentSubid, void *arg);
 
 void
 ag_guard_init(void)
 {
 	RegisterXactCallback(ag_xact_callback, NULL);
+	RegisterSubXactCallback(ag_subxact_callback, NULL);
 }
+
+/*
+ * ag_depth as each open subtransaction began: the executor hooks count
+ * depth without PG_TRY (they run for every statement of every session), so
+ * an error restores it here, where it is caught.
+ */
+#define AG_MAX_TRACKED_SUBXACTS 64
+static SubTransactionId subxact_ids[AG_MAX_TRACKED_SUBXACTS];
+static int	subxact_depths[AG_MAX_TRACKED_SUBXACTS];
+static int	subxact_count = 0;
+static int	subxact_untracked = 0;	/* nested beyond the array */
 
 /* Our own SQL never outlives its transaction; an error must not leave us blind. */
 static void
 ag_xact_callback(XactEvent event, void *arg)
 {
 	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
+	{
 		ag_nesting = 0;
+		ag_depth = 0;
+	}
+	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT ||
+		event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT ||
+		event == XACT_EVENT_PREPARE)
+	{
+		subxact_count = 0;
+		subxact_untracked = 0;
+	}
+}
+
+static void
+ag_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+					SubTransactionId parentSubid, void *arg)
+{
+	switch (event)
+	{
+		case SUBXACT_EVENT_START_SUB:
+			if (subxact_count < AG_MAX_TRACKED_SUBXACTS)
+			{
+				subxact_ids[subxact_count] = mySubid;
+				subxact_depths[subxact_count++] = ag_depth;
+			}
+			else
+				subxact_untracked++;
+			break;
+		case SUBXACT_EVENT_COMMIT_SUB:
+		case SUBXACT_EVENT_ABORT_SUB:
+			if (subxact_untracked > 0)
+			{
+				subxact_untracked--;
+				break;
+			}
+			while (subxact_count > 0)
+			{
+				subxact_count--;
+				if (subxact_ids[subxact_count] == mySubid)
+				{
+					if (event == SUBXACT_EVENT_ABORT_SUB)
+						ag_depth = subxact_depths[subxact_count];
+					break;
+				}
+			}
+			break;
+		default:
+			break;
+	}
 }
 
 /*
@@ -771,37 +833,25 @@ ag_planner(Query *parse, const char *query_string, int cursorOptions,
 void
 ag_ExecutorRun(AG_EXECUTOR_RUN_PARAMS)
 {
+	/* an error's depth is restored by the (sub)transaction callbacks */
 	ag_depth++;
-	PG_TRY();
-	{
-		if (ag_prev_ExecutorRun)
-			ag_prev_ExecutorRun(AG_EXECUTOR_RUN_ARGS);
-		else
-			standard_ExecutorRun(AG_EXECUTOR_RUN_ARGS);
-	}
-	PG_FINALLY();
-	{
-		ag_depth--;
-	}
-	PG_END_TRY();
+	if (ag_prev_ExecutorRun)
+		ag_prev_ExecutorRun(AG_EXECUTOR_RUN_ARGS);
+	else
+		standard_ExecutorRun(AG_EXECUTOR_RUN_ARGS);
+	ag_depth--;
 }
 
 void
 ag_ExecutorFinish(QueryDesc *queryDesc)
 {
+	/* an error's depth is restored by the (sub)transaction callbacks */
 	ag_depth++;
-	PG_TRY();
-	{
-		if (ag_prev_ExecutorFinish)
-			ag_prev_ExecutorFinish(queryDesc);
-		else
-			standard_ExecutorFinish(queryDesc);
-	}
-	PG_FINALLY();
-	{
-		ag_depth--;
-	}
-	PG_END_TRY();
+	if (ag_prev_ExecutorFinish)
+		ag_prev_ExecutorFinish(queryDesc);
+	else
+		standard_ExecutorFinish(queryDesc);
+	ag_depth--;
 	ag_rowcap_check(queryDesc);
 }
 

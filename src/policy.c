@@ -81,6 +81,8 @@ static uint64 policy_invalidations = 0;
 static HTAB *exact_policies = NULL;
 static HTAB *wild_policies = NULL;
 static HTAB *affix_policies = NULL;
+static HTAB *decision_cache = NULL;	/* see ag_policy_decide() */
+static int	cached_decisions = 0;
 static bool execute_policies = false;
 
 static void ag_policy_relcache_callback(Datum arg, Oid relid);
@@ -332,6 +334,7 @@ ag_load_policies(void)
 											   "agent_guard policies",
 											   ALLOCSET_DEFAULT_SIZES);
 	MemoryContextReset(policy_context);
+	decision_cache = NULL;
 	exact_policies = NULL;
 	wild_policies = NULL;
 	affix_policies = NULL;
@@ -541,16 +544,15 @@ static const char *const group_policy_names[] = {
  * id among identical ones.  No matching policy means deny, except for
  * session commands (SET, RESET, transaction control, function calls).
  */
-void
-ag_policy_decide(const AgPair *pair, const Oid *agents, int n_agents, AgDecision *decision)
+static void
+ag_policy_decide_uncached(const AgPair *pair, const Oid *agents, int n_agents,
+						  AgDecision *decision)
 {
 	const AgPolicy *best = NULL;
 	int			best_rank = -1;
 	bool		best_exact = false;
 	int			groups = ag_command_groups(pair->command);
 	int			i;
-
-	ag_ensure_policies();
 
 	ag_consider_command(pair->command, true, pair->object, agents, n_agents,
 						&best, &best_rank, &best_exact);
@@ -598,6 +600,83 @@ ag_policy_decide(const AgPair *pair, const Oid *agents, int n_agents, AgDecision
 		decision->action = AG_ACTION_ALLOW;
 		decision->over_cap_needs_approval = true;
 	}
+}
+
+/*
+ * Decisions already made in this backend, by (command, object, agents):
+ * a statement repeated by an agent costs one lookup.  They live with the
+ * policy cache and go when it is reloaded.
+ */
+typedef struct AgCachedDecision
+{
+	char	   *command;
+	char	   *object;
+	Oid		   *agents;
+	int			n_agents;
+	AgDecision	decision;
+} AgCachedDecision;
+
+#define AG_MAX_CACHED_DECISIONS 4096
+
+void
+ag_policy_decide(const AgPair *pair, const Oid *agents, int n_agents, AgDecision *decision)
+{
+	uint32		key;
+	AgExactEntry *entry;
+	AgCachedDecision *cached;
+	ListCell   *lc;
+	bool		found;
+	MemoryContext old;
+
+	ag_ensure_policies();
+	key = hash_combine(ag_exact_key(pair->command, pair->object),
+					   hash_bytes((const unsigned char *) agents, sizeof(Oid) * n_agents));
+	if (decision_cache == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(uint32);
+		ctl.entrysize = sizeof(AgExactEntry);
+		ctl.hcxt = policy_context;
+		decision_cache = hash_create("agent_guard decisions", 256, &ctl,
+									 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+		cached_decisions = 0;
+	}
+	entry = hash_search(decision_cache, &key, HASH_FIND, NULL);
+	if (entry)
+	{
+		foreach(lc, entry->policies)
+		{
+			cached = lfirst(lc);
+			if (cached->n_agents == n_agents &&
+				strcmp(cached->command, pair->command) == 0 &&
+				strcmp(cached->object, pair->object) == 0 &&
+				memcmp(cached->agents, agents, sizeof(Oid) * n_agents) == 0)
+			{
+				*decision = cached->decision;
+				return;
+			}
+		}
+	}
+
+	ag_policy_decide_uncached(pair, agents, n_agents, decision);
+	if (cached_decisions >= AG_MAX_CACHED_DECISIONS || decision->reason != NULL)
+		return;
+
+	old = MemoryContextSwitchTo(policy_context);
+	cached = palloc(sizeof(AgCachedDecision));
+	cached->command = pstrdup(pair->command);
+	cached->object = pstrdup(pair->object);
+	cached->agents = palloc(sizeof(Oid) * Max(n_agents, 1));
+	memcpy(cached->agents, agents, sizeof(Oid) * n_agents);
+	cached->n_agents = n_agents;
+	cached->decision = *decision;
+	entry = hash_search(decision_cache, &key, HASH_ENTER, &found);
+	if (!found)
+		entry->policies = NIL;
+	entry->policies = lappend(entry->policies, cached);
+	cached_decisions++;
+	MemoryContextSwitchTo(old);
 }
 
 /* Write the reason of a policy decision, unless it has one. */
