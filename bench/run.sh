@@ -37,6 +37,13 @@ if [ "$(id -u)" != 0 ]; then
 	echo "run as root (clusters are started as postgres with runuser)" >&2
 	exit 1
 fi
+# on a clean clone: what is missing (PostgreSQL 15, pgaudit, valgrind), then
+# build and install the extension from this tree
+bash "$here/../.ci/setup"
+if ! command -v valgrind >/dev/null; then
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind >/dev/null
+fi
+make -s -C "$here/.." >/dev/null && make -s -C "$here/.." install >/dev/null
 source "$here/lib.sh"
 
 if [ -n "${BENCH_QUICK:-}" ]; then
