@@ -12,25 +12,14 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::RealBin;
+use AgentGuardTAP qw(run_sql);
 use JSON::PP;
 
 my $agent = 'regress_bot';
 my $human = 'regress_human';
 my $preload_msg = 'agent_guard must be loaded via shared_preload_libraries';
-
-# Run $sql in one psql session and return (sqlstate, stdout, stderr); the
-# SQLSTATE is that of the last failed statement, 00000 if none failed.
-sub run_sql
-{
-	my ($node, $db, $sql, $user) = @_;
-	my @extra = defined $user ? (extra_params => [ '-U', $user ]) : ();
-	my ($ret, $stdout, $stderr) = $node->psql(
-		$db, "$sql\n\\echo SQLSTATE=:LAST_ERROR_SQLSTATE",
-		on_error_stop => 0,
-		@extra);
-	my $sqlstate = $stdout =~ s/\n?SQLSTATE=(\w+)\n?\z//s ? $1 : '?';
-	return ($sqlstate, $stdout, $stderr);
-}
 
 # agent_guard JSON records in the server log after byte $offset, parsed.
 sub log_events

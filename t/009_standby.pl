@@ -21,22 +21,20 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::RealBin;
+use AgentGuardTAP;
 use JSON::PP;
 
 my $agent = 'regress_sb_bot';
 my $agent2 = 'regress_sb_bot2';
 my $agent3 = 'regress_sb_bot3';
 
-# Run $sql in one psql session as $user; returns (sqlstate, stdout, stderr).
+# as $user on $node, with verbose errors (their SQLSTATE in the text)
 sub run_sql
 {
 	my ($node, $sql, $user) = @_;
-	my ($ret, $stdout, $stderr) = $node->psql(
-		'postgres', "$sql\n\\echo SQLSTATE=:LAST_ERROR_SQLSTATE",
-		on_error_stop => 0,
-		extra_params => [ '-U', $user, '-v', 'VERBOSITY=verbose' ]);
-	my $sqlstate = $stdout =~ s/\n?SQLSTATE=(\w+)\n?\z//s ? $1 : '?';
-	return ($sqlstate, $stdout, $stderr);
+	return AgentGuardTAP::run_sql($node, 'postgres', $sql, $user, '-v', 'VERBOSITY=verbose');
 }
 
 # Run $sql in an open background_psql session; returns (sqlstate, stderr).

@@ -25,6 +25,9 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::RealBin;
+use AgentGuardTAP;
 
 my $agent = 'regress_dr_bot';
 my $human = 'regress_dr_human';
@@ -37,17 +40,8 @@ agent_guard.breaker_threshold = 100
 });
 $node->start;
 
-# Run $sql as $user in $db; returns (sqlstate, stdout, stderr).
-sub run_sql
-{
-	my ($db, $sql, $user) = @_;
-	my ($ret, $stdout, $stderr) = $node->psql(
-		$db, "$sql\n\\echo SQLSTATE=:LAST_ERROR_SQLSTATE",
-		on_error_stop => 0,
-		extra_params => [ '-U', $user ]);
-	my $sqlstate = $stdout =~ s/\n?SQLSTATE=(\w+)\n?\z//s ? $1 : '?';
-	return ($sqlstate, $stdout, $stderr);
-}
+# Run $sql as $user in $db of this test's node.
+sub run_sql { return AgentGuardTAP::run_sql($node, @_); }
 
 ###########################################################################
 # The source database.
